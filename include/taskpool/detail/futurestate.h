@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+#ifndef TASKPOOL_INSIDE_PUBLIC_HEADER
+#error "Do not include taskpool/detail headers directly; include <taskpool/taskpool.h>"
+#endif
+
+#include <taskpool/detail/scheduler.h>
+#include <taskpool/errors.h>
+
+#include <QFuture>
+#include <QFutureWatcher>
+
+#include <exception>
+#include <memory>
+#include <stdexcept>
+
+namespace TaskPool::detail {
+
+// Qt marks a failed future canceled too; these tell the two apart through the public
+// QFutureInterfaceBase::get(), which works for every QFuture, not only the pool's.
+
+template<typename T>
+bool hasException(const QFuture<T> &future)
+{
+    return QFutureInterfaceBase::get(future).hasException();
+}
+
+//! Cancelled, as opposed to failed.
+template<typename T>
+bool isCancelled(const QFuture<T> &future)
+{
+    return future.isCanceled() && !hasException(future);
+}
+
+//! The outcome is final: finished, or cancelled (a cancelled future may finish later, but its
+//! outcome cannot change any more). A failed future counts once it finished.
+template<typename T>
+bool isSettled(const QFuture<T> &future)
+{
+    return future.isFinished() || isCancelled(future);
+}
+
+//! The exception a finished, failed future holds; null otherwise.
+template<typename T>
+std::exception_ptr failure(const QFuture<T> &future)
+{
+    if (!future.isFinished() || !hasException(future))
+        return nullptr;
+    try {
+        QFutureInterfaceBase::get(future).waitForFinished(); // rethrows; never blocks when finished
+    } catch (...) {
+        return std::current_exception();
+    }
+    return nullptr;
+}
+
+//! The result of a settled future, its exception rethrown, or CancelledError. Never reads a
+//! result that is not there.
+template<typename T>
+T resultOf(const QFuture<T> &future)
+{
+    if (future.isCanceled()) {
+        if (auto error = failure(future))
+            std::rethrow_exception(error);
+        throw CancelledError();
+    }
+    if constexpr (!std::is_void_v<T>) {
+        if (future.resultCount() == 0)
+            throw std::logic_error("the future finished without a result");
+        if constexpr (std::is_copy_constructible_v<T>)
+            return future.result();
+        else
+            return QFuture<T>(future).takeResult();
+    }
+}
+
+//! Awaits any QFuture through a QFutureWatcher, resuming on cancellation too (a cancelled QFuture
+//! may never finish). Used only for futures that do not come from a pool.
+template<typename T>
+class WatcherAwaiter
+{
+public:
+    explicit WatcherAwaiter(const QFuture<T> &future) : m_future(future) { }
+    bool await_ready() const { return isSettled(m_future); }
+    void await_suspend(std::coroutine_handle<> handle)
+    {
+        m_watcher = std::make_unique<QFutureWatcher<T>>();
+        auto check = [this, handle] {
+            if (isSettled(m_future)) {
+                m_watcher->disconnect(); // resume exactly once
+                resumeLater(handle);
+            }
+        };
+        QObject::connect(m_watcher.get(), &QFutureWatcherBase::finished, check);
+        QObject::connect(m_watcher.get(), &QFutureWatcherBase::canceled, check);
+        m_watcher->setFuture(m_future);
+    }
+    T await_resume()
+    {
+        m_watcher.reset();
+        return resultOf(m_future);
+    }
+
+private:
+    QFuture<T> m_future;
+    std::unique_ptr<QFutureWatcher<T>> m_watcher;
+};
+
+} // namespace TaskPool::detail

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+#ifndef TASKPOOL_INSIDE_PUBLIC_HEADER
+#error "Do not include taskpool/detail headers directly; include <taskpool/taskpool.h>"
+#endif
+
+#include <taskpool/detail/scheduler.h>
+#include <taskpool/taskpool_export.h>
+
+#include <QString>
+
+#include <atomic>
+#include <coroutine>
+#include <mutex>
+
+namespace QCoro {
+template<typename T>
+class Task;
+}
+
+namespace TaskPool::detail {
+
+class ExecutorCore;
+
+//! A coroutine suspended until a job settles. It lives in the awaiting coroutine's frame, so a
+//! settling job allocates nothing to wake it.
+struct Waiter
+{
+    std::coroutine_handle<> handle;
+    QThread *thread = nullptr;
+    Waiter *prev = nullptr;
+    Waiter *next = nullptr;
+};
+
+//! How a job settled, for the executor's lifecycle signals.
+enum class Outcome : quint8 { Succeeded, Failed, Cancelled };
+
+//! One unit of work of an executor, type-erased, intrusively reference-counted.
+/*!
+ * "Settled" is the future's view (its outcome is final: a result, an exception or a cancellation);
+ * "ended" is the executor's view (the task's coroutine returned, its worker slot is free). A task
+ * cancelled while running settles at once and ends later.
+ */
+class TASKPOOL_EXPORT Job
+{
+public:
+    Job();
+    Job(const Job &) = delete;
+    Job &operator=(const Job &) = delete;
+
+    void ref() noexcept { m_refs.fetch_add(1, std::memory_order_relaxed); }
+    void deref() noexcept
+    {
+        if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            delete this;
+    }
+
+    bool isSettled() const noexcept { return m_state.load(std::memory_order_acquire) == Settled; }
+    //! Registers \a waiter; false (and nothing registered) when the job has already settled.
+    bool addWaiter(Waiter &waiter);
+    //! Unregisters a waiter whose coroutine is destroyed before it was resumed.
+    void removeWaiter(Waiter &waiter) noexcept;
+
+    //! Cancels the job from any thread; false when it had already settled.
+    bool cancel();
+
+    //! Runs the task inside a worker; the returned task ends when the task's coroutine ends.
+    virtual QCoro::Task<void> run() = 0;
+    //! The job will never start: settle it cancelled and drop callable and arguments.
+    virtual void discard() = 0;
+    //! True when the job's future was cancelled through some copy of it (possibly a plain QFuture).
+    virtual bool isCancelRequested() const noexcept = 0;
+    //! How the job settled and, when it failed, why. Only valid once settled.
+    virtual Outcome outcome(QString *message = nullptr) const = 0;
+
+    const quint64 id; // unique in the process
+    QThread *thread = nullptr; // the executor's thread; set before the job is published
+
+    // Executor bookkeeping; touched only in the executor's thread.
+    ExecutorCore *core = nullptr;
+    Job *prev = nullptr;
+    Job *next = nullptr;
+    bool queued = false;
+    bool reported = false; // the executor emitted this job's terminal signal
+
+protected:
+    virtual ~Job() = default;
+
+    //! Claims the right to settle the job: exactly one caller (completion or cancel) gets true.
+    bool beginSettle() noexcept
+    {
+        quint8 expected = Open;
+        return m_state.compare_exchange_strong(expected, Settling, std::memory_order_acq_rel);
+    }
+    //! Publishes the outcome recorded since beginSettle() and wakes every waiter.
+    void endSettle();
+    //! Records a cancellation in the outcome store (the QFuture); called between begin/endSettle.
+    virtual void markCancelled() = 0;
+
+private:
+    enum : quint8 { Open, Settling, Settled };
+    std::atomic<int> m_refs { 1 };
+    std::atomic<quint8> m_state { Open };
+    std::mutex m_waitersMutex;
+    Waiter *m_waiters = nullptr;
+};
+
+//! An owning reference to a Job.
+class JobRef
+{
+public:
+    JobRef() = default;
+    explicit JobRef(Job *job) noexcept : m_job(job) { } // adopts a reference
+    JobRef(const JobRef &other) noexcept : m_job(other.m_job)
+    {
+        if (m_job)
+            m_job->ref();
+    }
+    JobRef(JobRef &&other) noexcept : m_job(std::exchange(other.m_job, nullptr)) { }
+    JobRef &operator=(JobRef other) noexcept
+    {
+        std::swap(m_job, other.m_job);
+        return *this;
+    }
+    ~JobRef()
+    {
+        if (m_job)
+            m_job->deref();
+    }
+    Job *get() const noexcept { return m_job; }
+    Job *operator->() const noexcept { return m_job; }
+    explicit operator bool() const noexcept { return m_job != nullptr; }
+
+private:
+    Job *m_job = nullptr;
+};
+
+//! Awaits a job settling; the base of Future's awaiter.
+class TASKPOOL_EXPORT JobAwaiter
+{
+public:
+    explicit JobAwaiter(JobRef job) noexcept : m_job(std::move(job)) { }
+    JobAwaiter(const JobAwaiter &) = delete;
+    JobAwaiter &operator=(const JobAwaiter &) = delete;
+    ~JobAwaiter()
+    {
+        if (m_registered)
+            m_job->removeWaiter(m_waiter);
+    }
+    bool await_ready() const noexcept { return m_job->isSettled(); }
+    bool await_suspend(std::coroutine_handle<> handle);
+
+protected:
+    JobRef m_job;
+    Waiter m_waiter;
+    bool m_registered = false;
+};
+
+} // namespace TaskPool::detail

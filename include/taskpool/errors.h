@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QException>
+
+#include <stdexcept>
+
+namespace TaskPool {
+
+//! Thrown by `co_await` on a cancelled future, and by `Future::exception()` for one.
+/*!
+ * A task may also throw it itself: it then ends cancelled, not failed. It derives from
+ * QException so that a QFuture (and Qt's continuations) can carry it.
+ */
+class CancelledError : public QException
+{
+public:
+    CancelledError() = default;
+    const char *what() const noexcept override { return "the future was cancelled"; }
+    void raise() const override { throw *this; }
+    CancelledError *clone() const override { return new CancelledError(*this); }
+};
+
+//! Thrown by `submit()` and `map()` once the executor has been shut down.
+class ShutdownError : public std::runtime_error
+{
+public:
+    ShutdownError() : std::runtime_error("cannot schedule new futures after shutdown") { }
+};
+
+//! Thrown by `asCompleted()` when its timeout passes before every future finished.
+class TimeoutError : public std::runtime_error
+{
+public:
+    TimeoutError() : std::runtime_error("timed out waiting for futures") { }
+    explicit TimeoutError(const std::string &message) : std::runtime_error(message) { }
+};
+
+} // namespace TaskPool

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <taskpool/errors.h>
+#include <taskpool/future.h>
+#include <taskpool/taskpool_export.h>
+
+#define TASKPOOL_INSIDE_PUBLIC_HEADER
+#include <taskpool/detail/taskjob.h>
+#undef TASKPOOL_INSIDE_PUBLIC_HEADER
+
+#include <QCoro/QCoroTask>
+#include <QObject>
+#include <QString>
+#include <QStringList>
+
+#include <memory>
+#include <optional>
+
+namespace TaskPool {
+
+namespace detail {
+class ExecutorCore;
+}
+
+//! Options of TaskPoolExecutor::shutdown(), as Python's `shutdown(wait, cancel_futures)`.
+struct ShutdownOptions
+{
+    //! Await the end of every running task (and of the queue, unless it is cancelled).
+    bool wait = true;
+    //! Cancel every queued task: it never starts and its future ends cancelled.
+    bool cancelFutures = false;
+};
+
+//! Options of TaskPoolExecutor::map().
+struct MapOptions
+{
+    //! How many items may be submitted ahead of the consumer; none: all of them at once.
+    std::optional<int> bufferSize;
+};
+
+//! Runs coroutines with at most maxWorkers() of them in flight on the Qt event loop.
+/*!
+ * The executor lives in the thread whose event loop runs its workers (the thread it was created
+ * in). submit() may be called from any thread and its futures used from any thread; every other
+ * member is for the executor's own thread. Workers are created lazily, one only when no idle worker
+ * exists, and reused. Destroying the executor behaves as `shutdown({.wait = false})`: queued and
+ * running work still completes while the event loop runs, and every future still finishes.
+ */
+class TASKPOOL_EXPORT TaskPoolExecutor : public QObject
+{
+    Q_OBJECT
+    Q_PROPERTY(int maxWorkers READ maxWorkers WRITE setMaxWorkers NOTIFY maxWorkersChanged)
+    Q_PROPERTY(QString taskNamePrefix READ taskNamePrefix WRITE setTaskNamePrefix NOTIFY taskNamePrefixChanged)
+    Q_PROPERTY(int activeCount READ activeCount NOTIFY activeCountChanged)
+    Q_PROPERTY(int pendingCount READ pendingCount NOTIFY pendingCountChanged)
+    Q_PROPERTY(int workerCount READ workerCount NOTIFY workerCountChanged)
+    Q_PROPERTY(QStringList workerNames READ workerNames NOTIFY workerCountChanged)
+    Q_PROPERTY(bool isShutdown READ isShutdown NOTIFY isShutdownChanged)
+
+public:
+    //! An executor with QThread::idealThreadCount() workers at most.
+    explicit TaskPoolExecutor(QObject *parent = nullptr);
+    //! \throws std::invalid_argument when \a maxWorkers <= 0.
+    explicit TaskPoolExecutor(int maxWorkers, const QString &taskNamePrefix = {}, QObject *parent = nullptr);
+    //! Shuts down without waiting: the work goes on while the event loop runs.
+    ~TaskPoolExecutor() override;
+
+    int maxWorkers() const;
+    //! Raises or lowers the bound; surplus workers leave once their task ends.
+    /*! \throws std::invalid_argument when \a maxWorkers <= 0. */
+    void setMaxWorkers(int maxWorkers);
+    //! Workers are named `<prefix>_<index>`; the default prefix is `TaskPoolExecutor-<n>`.
+    QString taskNamePrefix() const;
+    void setTaskNamePrefix(const QString &prefix);
+    int activeCount() const;
+    int pendingCount() const;
+    int workerCount() const;
+    QStringList workerNames() const;
+    bool isShutdown() const;
+
+    //! The name of the worker running the calling task, during the task's synchronous start
+    //! (until its first suspension); empty elsewhere.
+    static QString currentWorkerName();
+
+    //! Schedules `fn(args...)` to run in a worker when a slot is free.
+    /*!
+     * Arguments are decay-copied now (as std::thread does) and moved into the call; callable and
+     * arguments are destroyed as soon as the task ends. `fn` may return a QCoro::Task<R>, any
+     * other QCoro awaitable (a QFuture, a qCoro() signal...) or a plain value; the future's type
+     * is what awaiting that gives. A callable whose first parameter is `QPromise<R>&` receives
+     * the task's promise (cancellation checks, progress, several results) and yields a Future<R>.
+     * \throws ShutdownError after shutdown(); nothing is queued then.
+     */
+    template<typename Fn, typename... Args>
+        requires std::invocable<std::decay_t<Fn>, std::decay_t<Args>...>
+            || detail::TakesPromise<std::decay_t<Fn>>
+    [[nodiscard]] auto submit(Fn &&fn, Args &&...args)
+    {
+        using F = std::decay_t<Fn>;
+        if constexpr (detail::TakesPromise<F>) {
+            using T = typename detail::PromiseOfFirst<typename detail::Signature<F>::args>::type;
+            return submitJob<T, detail::PromiseCall<T, F, std::decay_t<Args>...>>(
+                    std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+        } else {
+            using Work = detail::Call<F, std::decay_t<Args>...>;
+            return submitJob<typename Work::Value, Work>(
+                    std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+        }
+    }
+
+    //! Awaits \a awaitable inside a worker.
+    /*!
+     * A QCoro::Task is eager: it already runs when it is created, so only its completion is
+     * bounded here. To defer the start, submit the callable that creates it instead.
+     */
+    template<typename A>
+        requires(!std::invocable<std::decay_t<A>> && detail::QCoroAwaitable<A>)
+    [[nodiscard]] auto submit(A &&awaitable)
+    {
+        using Work = detail::Await<std::decay_t<A>>;
+        return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(std::forward<A>(awaitable));
+    }
+
+    //! Stops accepting work; see ShutdownOptions. Idempotent, and safe to await concurrently.
+    /*!
+     * The work that does not wait happens before this returns, so `shutdown({.wait = false})`
+     * needs no `co_await`.
+     */
+    QCoro::Task<void> shutdown(ShutdownOptions options = {});
+
+Q_SIGNALS:
+    void maxWorkersChanged(int maxWorkers);
+    void taskNamePrefixChanged(const QString &prefix);
+    void activeCountChanged(int activeCount);
+    void pendingCountChanged(int pendingCount);
+    void workerCountChanged(int workerCount);
+    void isShutdownChanged(bool isShutdown);
+    //! A task (identified by Future::taskId()) started in the named worker.
+    void taskStarted(quint64 taskId, const QString &workerName);
+    //! Exactly one of the next three is emitted per task, when its future settles.
+    void taskFinished(quint64 taskId);
+    void taskFailed(quint64 taskId, const QString &message);
+    void taskCanceled(quint64 taskId);
+    //! No task runs and none is queued any more.
+    void idle();
+
+private:
+    friend class detail::ExecutorCore;
+
+    template<typename T, typename Work, typename... A>
+    Future<T> submitJob(A &&...a)
+    {
+        if (isShutdown())
+            throw ShutdownError();
+        auto *job = new detail::TaskJob<T, Work>(std::forward<A>(a)...);
+        Future<T> future(job->future(), detail::JobRef(job));
+        enqueue(job);
+        return future;
+    }
+    void enqueue(detail::Job *job);
+
+    std::shared_ptr<detail::ExecutorCore> d;
+};
+
+} // namespace TaskPool

@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: MIT
+//! \file taskpool.h
+//! The whole public API of TaskPool: the `concurrent.futures` executor model for Qt coroutines.
+#pragma once
+
+#include <taskpool/errors.h>
+#include <taskpool/executor.h>
+#include <taskpool/future.h>

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+#include "executorcore_p.h"
+
+namespace TaskPool::detail {
+
+namespace {
+std::atomic<quint64> lastJobId { 0 };
+}
+
+Job::Job() : id(lastJobId.fetch_add(1, std::memory_order_relaxed) + 1) { }
+
+bool Job::addWaiter(Waiter &waiter)
+{
+    std::lock_guard lock(m_waitersMutex);
+    if (m_state.load(std::memory_order_acquire) == Settled)
+        return false;
+    waiter.prev = nullptr;
+    waiter.next = m_waiters;
+    if (m_waiters)
+        m_waiters->prev = &waiter;
+    m_waiters = &waiter;
+    return true;
+}
+
+void Job::removeWaiter(Waiter &waiter) noexcept
+{
+    std::lock_guard lock(m_waitersMutex);
+    if (!waiter.handle)
+        return; // already released by endSettle()
+    if (waiter.prev)
+        waiter.prev->next = waiter.next;
+    else
+        m_waiters = waiter.next;
+    if (waiter.next)
+        waiter.next->prev = waiter.prev;
+    waiter.handle = {};
+}
+
+void Job::endSettle()
+{
+    std::lock_guard lock(m_waitersMutex);
+    m_state.store(Settled, std::memory_order_release);
+    for (Waiter *waiter = std::exchange(m_waiters, nullptr); waiter;) {
+        Waiter *next = waiter->next;
+        resumeLater(std::exchange(waiter->handle, {}), waiter->thread);
+        waiter = next;
+    }
+}
+
+bool Job::cancel()
+{
+    if (!beginSettle())
+        return false;
+    markCancelled();
+    endSettle();
+    // From another thread the executor learns of it when it reaches the job (see Future).
+    if (thread == QThread::currentThread() && core)
+        core->jobCancelled(this);
+    return true;
+}
+
+bool JobAwaiter::await_suspend(std::coroutine_handle<> handle)
+{
+    m_waiter.handle = handle;
+    m_waiter.thread = QThread::currentThread();
+    m_registered = m_job->addWaiter(m_waiter);
+    if (!m_registered)
+        m_waiter.handle = {};
+    return m_registered;
+}
+
+QString describe(const std::exception_ptr &error)
+{
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception &e) {
+        return QString::fromUtf8(e.what());
+    } catch (...) {
+        return QStringLiteral("an exception not derived from std::exception");
+    }
+}
+
+} // namespace TaskPool::detail
