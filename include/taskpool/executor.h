@@ -6,6 +6,7 @@
 #include <taskpool/taskpool_export.h>
 
 #define TASKPOOL_INSIDE_PUBLIC_HEADER
+#include <taskpool/detail/map.h>
 #include <taskpool/detail/taskjob.h>
 #undef TASKPOOL_INSIDE_PUBLIC_HEADER
 
@@ -20,12 +21,11 @@
 namespace TaskPool {
 
 namespace detail {
-class ExecutorCore;
+    class ExecutorCore;
 }
 
 //! Options of TaskPoolExecutor::shutdown(), as Python's `shutdown(wait, cancel_futures)`.
-struct ShutdownOptions
-{
+struct ShutdownOptions {
     //! Await the end of every running task (and of the queue, unless it is cancelled).
     bool wait = true;
     //! Cancel every queued task: it never starts and its future ends cancelled.
@@ -33,8 +33,7 @@ struct ShutdownOptions
 };
 
 //! Options of TaskPoolExecutor::map().
-struct MapOptions
-{
+struct MapOptions {
     //! How many items may be submitted ahead of the consumer; none: all of them at once.
     std::optional<int> bufferSize;
 };
@@ -47,8 +46,7 @@ struct MapOptions
  * exists, and reused. Destroying the executor behaves as `shutdown({.wait = false})`: queued and
  * running work still completes while the event loop runs, and every future still finishes.
  */
-class TASKPOOL_EXPORT TaskPoolExecutor : public QObject
-{
+class TASKPOOL_EXPORT TaskPoolExecutor : public QObject {
     Q_OBJECT
     Q_PROPERTY(int maxWorkers READ maxWorkers WRITE setMaxWorkers NOTIFY maxWorkersChanged)
     Q_PROPERTY(QString taskNamePrefix READ taskNamePrefix WRITE setTaskNamePrefix NOTIFY taskNamePrefixChanged)
@@ -60,9 +58,9 @@ class TASKPOOL_EXPORT TaskPoolExecutor : public QObject
 
 public:
     //! An executor with QThread::idealThreadCount() workers at most.
-    explicit TaskPoolExecutor(QObject *parent = nullptr);
+    explicit TaskPoolExecutor(QObject* parent = nullptr);
     //! \throws std::invalid_argument when \a maxWorkers <= 0.
-    explicit TaskPoolExecutor(int maxWorkers, const QString &taskNamePrefix = {}, QObject *parent = nullptr);
+    explicit TaskPoolExecutor(int maxWorkers, const QString& taskNamePrefix = {}, QObject* parent = nullptr);
     //! Shuts down without waiting: the work goes on while the event loop runs.
     ~TaskPoolExecutor() override;
 
@@ -72,7 +70,7 @@ public:
     void setMaxWorkers(int maxWorkers);
     //! Workers are named `<prefix>_<index>`; the default prefix is `TaskPoolExecutor-<n>`.
     QString taskNamePrefix() const;
-    void setTaskNamePrefix(const QString &prefix);
+    void setTaskNamePrefix(const QString& prefix);
     int activeCount() const;
     int pendingCount() const;
     int workerCount() const;
@@ -92,20 +90,19 @@ public:
      * the task's promise (cancellation checks, progress, several results) and yields a Future<R>.
      * \throws ShutdownError after shutdown(); nothing is queued then.
      */
-    template<typename Fn, typename... Args>
-        requires std::invocable<std::decay_t<Fn>, std::decay_t<Args>...>
-            || detail::TakesPromise<std::decay_t<Fn>>
-    [[nodiscard]] auto submit(Fn &&fn, Args &&...args)
+    template <typename Fn, typename... Args>
+    requires std::invocable<std::decay_t<Fn>, std::decay_t<Args>...> || detail::TakesPromise<std::decay_t<Fn>>
+    [[nodiscard]] auto submit(Fn&& fn, Args&&... args)
     {
         using F = std::decay_t<Fn>;
         if constexpr (detail::TakesPromise<F>) {
             using T = typename detail::PromiseOfFirst<typename detail::Signature<F>::args>::type;
             return submitJob<T, detail::PromiseCall<T, F, std::decay_t<Args>...>>(
-                    std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+                std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
         } else {
             using Work = detail::Call<F, std::decay_t<Args>...>;
             return submitJob<typename Work::Value, Work>(
-                    std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+                std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
         }
     }
 
@@ -114,12 +111,54 @@ public:
      * A QCoro::Task is eager: it already runs when it is created, so only its completion is
      * bounded here. To defer the start, submit the callable that creates it instead.
      */
-    template<typename A>
-        requires(!std::invocable<std::decay_t<A>> && detail::QCoroAwaitable<A>)
-    [[nodiscard]] auto submit(A &&awaitable)
+    template <typename A>
+    requires(!std::invocable<std::decay_t<A>> && detail::QCoroAwaitable<A>) [[nodiscard]] auto submit(A&& awaitable)
     {
         using Work = detail::Await<std::decay_t<A>>;
         return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(std::forward<A>(awaitable));
+    }
+
+    //! Runs `fn` over the zipped items of \a ranges, yielding the results in input order.
+    /*!
+     * The shortest range ends the map; ranges may be single-pass and infinite. An rvalue range is
+     * moved into the generator, an lvalue range is referred to and must outlive it.
+     *
+     * Without a bufferSize every item is submitted now, even if the generator is never iterated.
+     * With bufferSize n, n items are submitted now and one more each time a result is taken, so an
+     * infinite range runs in constant memory; once the executor is shut down or destroyed, no more
+     * are submitted and the generator ends after the submitted ones.
+     *
+     * An item's exception, or CancelledError, is thrown when the iteration reaches it. The
+     * generator owns its outstanding items: destroying it before the end cancels them all (queued
+     * ones never start), so keep it alive while its work should go on. It keeps no result once it
+     * has been taken: bind `auto &&r` in QCORO_FOREACH and move from it to own it.
+     * \throws std::invalid_argument when bufferSize < 1; ShutdownError after shutdown().
+     */
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && std::invocable<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto map(MapOptions options, Fn&& fn, Ranges&&... ranges)
+    {
+        if (options.bufferSize && *options.bufferSize < 1)
+            throw std::invalid_argument("bufferSize must be greater than 0");
+        if (isShutdown())
+            throw ShutdownError();
+        using State = detail::MapState<std::decay_t<Fn>, std::views::all_t<Ranges>...>;
+        static_assert(!std::is_void_v<typename State::Value>, "map() needs a function that returns a value");
+        auto state = std::make_unique<State>(this, std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn)),
+                                             std::views::all(std::forward<Ranges>(ranges))...);
+        for (int n = 0; !options.bufferSize || n < *options.bufferSize; ++n) {
+            if (!state->submitNext())
+                break;
+        }
+        return detail::mapResults(std::move(state), options.bufferSize.has_value());
+    }
+
+    //! map() without a buffer: every item is submitted now.
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && std::invocable<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto map(Fn&& fn, Ranges&&... ranges)
+    {
+        return map(MapOptions {}, std::forward<Fn>(fn), std::forward<Ranges>(ranges)...);
     }
 
     //! Stops accepting work; see ShutdownOptions. Idempotent, and safe to await concurrently.
@@ -131,36 +170,47 @@ public:
 
 Q_SIGNALS:
     void maxWorkersChanged(int maxWorkers);
-    void taskNamePrefixChanged(const QString &prefix);
+    void taskNamePrefixChanged(const QString& prefix);
     void activeCountChanged(int activeCount);
     void pendingCountChanged(int pendingCount);
     void workerCountChanged(int workerCount);
     void isShutdownChanged(bool isShutdown);
     //! A task (identified by Future::taskId()) started in the named worker.
-    void taskStarted(quint64 taskId, const QString &workerName);
+    void taskStarted(quint64 taskId, const QString& workerName);
     //! Exactly one of the next three is emitted per task, when its future settles.
     void taskFinished(quint64 taskId);
-    void taskFailed(quint64 taskId, const QString &message);
+    void taskFailed(quint64 taskId, const QString& message);
     void taskCanceled(quint64 taskId);
     //! No task runs and none is queued any more.
     void idle();
 
 private:
     friend class detail::ExecutorCore;
+    template <typename, typename...> friend class detail::MapState;
 
-    template<typename T, typename Work, typename... A>
-    Future<T> submitJob(A &&...a)
+    template <typename T, typename Work, typename... A> Future<T> submitJob(A&&... a)
     {
         if (isShutdown())
             throw ShutdownError();
-        auto *job = new detail::TaskJob<T, Work>(std::forward<A>(a)...);
+        auto* job = new detail::TaskJob<detail::FutureJob<T>, Work>(std::forward<A>(a)...);
         Future<T> future(job->future(), detail::JobRef(job));
         enqueue(job);
         return future;
     }
-    void enqueue(detail::Job *job);
+    void enqueue(detail::Job* job);
 
     std::shared_ptr<detail::ExecutorCore> d;
 };
+
+template <typename Fn, typename... Views> bool detail::MapState<Fn, Views...>::isOpen(TaskPoolExecutor* executor)
+{
+    return executor && !executor->isShutdown();
+}
+
+template <typename Fn, typename... Views>
+void detail::MapState<Fn, Views...>::enqueue(TaskPoolExecutor* executor, Job* job)
+{
+    executor->enqueue(job);
+}
 
 } // namespace TaskPool

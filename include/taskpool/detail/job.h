@@ -14,8 +14,7 @@
 #include <mutex>
 
 namespace QCoro {
-template<typename T>
-class Task;
+template <typename T> class Task;
 }
 
 namespace TaskPool::detail {
@@ -24,12 +23,11 @@ class ExecutorCore;
 
 //! A coroutine suspended until a job settles. It lives in the awaiting coroutine's frame, so a
 //! settling job allocates nothing to wake it.
-struct Waiter
-{
+struct Waiter {
     std::coroutine_handle<> handle;
-    QThread *thread = nullptr;
-    Waiter *prev = nullptr;
-    Waiter *next = nullptr;
+    QThread* thread = nullptr;
+    Waiter* prev = nullptr;
+    Waiter* next = nullptr;
 };
 
 //! How a job settled, for the executor's lifecycle signals.
@@ -41,12 +39,11 @@ enum class Outcome : quint8 { Succeeded, Failed, Cancelled };
  * "ended" is the executor's view (the task's coroutine returned, its worker slot is free). A task
  * cancelled while running settles at once and ends later.
  */
-class TASKPOOL_EXPORT Job
-{
+class TASKPOOL_EXPORT Job {
 public:
     Job();
-    Job(const Job &) = delete;
-    Job &operator=(const Job &) = delete;
+    Job(const Job&) = delete;
+    Job& operator=(const Job&) = delete;
 
     void ref() noexcept { m_refs.fetch_add(1, std::memory_order_relaxed); }
     void deref() noexcept
@@ -57,9 +54,9 @@ public:
 
     bool isSettled() const noexcept { return m_state.load(std::memory_order_acquire) == Settled; }
     //! Registers \a waiter; false (and nothing registered) when the job has already settled.
-    bool addWaiter(Waiter &waiter);
+    bool addWaiter(Waiter& waiter);
     //! Unregisters a waiter whose coroutine is destroyed before it was resumed.
-    void removeWaiter(Waiter &waiter) noexcept;
+    void removeWaiter(Waiter& waiter) noexcept;
 
     //! Cancels the job from any thread; false when it had already settled.
     bool cancel();
@@ -71,15 +68,15 @@ public:
     //! True when the job's future was cancelled through some copy of it (possibly a plain QFuture).
     virtual bool isCancelRequested() const noexcept = 0;
     //! How the job settled and, when it failed, why. Only valid once settled.
-    virtual Outcome outcome(QString *message = nullptr) const = 0;
+    virtual Outcome outcome(QString* message = nullptr) const = 0;
 
     const quint64 id; // unique in the process
-    QThread *thread = nullptr; // the executor's thread; set before the job is published
+    QThread* thread = nullptr; // the executor's thread; set before the job is published
 
     // Executor bookkeeping; touched only in the executor's thread.
-    ExecutorCore *core = nullptr;
-    Job *prev = nullptr;
-    Job *next = nullptr;
+    ExecutorCore* core = nullptr;
+    Job* prev = nullptr;
+    Job* next = nullptr;
     bool queued = false;
     bool reported = false; // the executor emitted this job's terminal signal
 
@@ -102,22 +99,21 @@ private:
     std::atomic<int> m_refs { 1 };
     std::atomic<quint8> m_state { Open };
     std::mutex m_waitersMutex;
-    Waiter *m_waiters = nullptr;
+    Waiter* m_waiters = nullptr;
 };
 
 //! An owning reference to a Job.
-class JobRef
-{
+class JobRef {
 public:
     JobRef() = default;
-    explicit JobRef(Job *job) noexcept : m_job(job) { } // adopts a reference
-    JobRef(const JobRef &other) noexcept : m_job(other.m_job)
+    explicit JobRef(Job* job) noexcept : m_job(job) { } // adopts a reference
+    JobRef(const JobRef& other) noexcept : m_job(other.m_job)
     {
         if (m_job)
             m_job->ref();
     }
-    JobRef(JobRef &&other) noexcept : m_job(std::exchange(other.m_job, nullptr)) { }
-    JobRef &operator=(JobRef other) noexcept
+    JobRef(JobRef&& other) noexcept : m_job(std::exchange(other.m_job, nullptr)) { }
+    JobRef& operator=(JobRef other) noexcept
     {
         std::swap(m_job, other.m_job);
         return *this;
@@ -127,21 +123,20 @@ public:
         if (m_job)
             m_job->deref();
     }
-    Job *get() const noexcept { return m_job; }
-    Job *operator->() const noexcept { return m_job; }
+    Job* get() const noexcept { return m_job; }
+    Job* operator->() const noexcept { return m_job; }
     explicit operator bool() const noexcept { return m_job != nullptr; }
 
 private:
-    Job *m_job = nullptr;
+    Job* m_job = nullptr;
 };
 
 //! Awaits a job settling; the base of Future's awaiter.
-class TASKPOOL_EXPORT JobAwaiter
-{
+class TASKPOOL_EXPORT JobAwaiter {
 public:
     explicit JobAwaiter(JobRef job) noexcept : m_job(std::move(job)) { }
-    JobAwaiter(const JobAwaiter &) = delete;
-    JobAwaiter &operator=(const JobAwaiter &) = delete;
+    JobAwaiter(const JobAwaiter&) = delete;
+    JobAwaiter& operator=(const JobAwaiter&) = delete;
     ~JobAwaiter()
     {
         if (m_registered)
@@ -149,6 +144,7 @@ public:
     }
     bool await_ready() const noexcept { return m_job->isSettled(); }
     bool await_suspend(std::coroutine_handle<> handle);
+    void await_resume() const noexcept { }
 
 protected:
     JobRef m_job;

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+#ifndef TASKPOOL_INSIDE_PUBLIC_HEADER
+#error "Do not include taskpool/detail headers directly; include <taskpool/taskpool.h>"
+#endif
+
+#include <taskpool/detail/taskjob.h>
+
+#include <QCoro/QCoroAsyncGenerator>
+#include <QPointer>
+
+#include <deque>
+#include <memory>
+#include <ranges>
+#include <variant>
+
+namespace TaskPool {
+class TaskPoolExecutor;
+}
+
+namespace TaskPool::detail {
+
+//! A job whose outcome stays in the job: a map() item, which needs no QFuture of its own.
+template <typename T> class ValueJob : public Job {
+public:
+    using value_type = T;
+    bool isCancelRequested() const noexcept override { return false; }
+    Outcome outcome(QString* message) const override
+    {
+        if (auto* error = std::get_if<std::exception_ptr>(&m_outcome)) {
+            if (message)
+                *message = describe(*error);
+            return Outcome::Failed;
+        }
+        return std::holds_alternative<T>(m_outcome) ? Outcome::Succeeded : Outcome::Cancelled;
+    }
+    //! Moves the result out, or rethrows; once the job has settled.
+    T take()
+    {
+        if (auto* value = std::get_if<T>(&m_outcome))
+            return std::move(*value);
+        if (auto* error = std::get_if<std::exception_ptr>(&m_outcome))
+            std::rethrow_exception(*error);
+        throw CancelledError();
+    }
+
+protected:
+    void started() { }
+    void markCancelled() override { m_outcome.template emplace<Cancelled>(); }
+    void settleCancelled()
+    {
+        if (beginSettle()) {
+            markCancelled();
+            endSettle();
+        }
+    }
+    void settleFailed(std::exception_ptr error)
+    {
+        if (beginSettle()) {
+            m_outcome = std::move(error);
+            endSettle();
+        }
+    }
+    template <typename U> void settleResult(U&& value)
+    {
+        if (beginSettle()) {
+            m_outcome.template emplace<T>(std::forward<U>(value));
+            endSettle();
+        }
+    }
+
+private:
+    struct Cancelled { };
+    std::variant<std::monostate, T, std::exception_ptr, Cancelled> m_outcome;
+};
+
+//! fn(args...) for one map() item: the callable is shared by all items of the map.
+template <typename Fn, typename... Args> struct MapCall {
+    std::shared_ptr<Fn> fn;
+    std::tuple<Args...> args;
+    decltype(auto) invoke()
+    {
+        return std::apply([this](Args&... a) -> decltype(auto) { return std::invoke(*fn, std::move(a)...); }, args);
+    }
+    using Value = typename ValueOf<decltype(std::declval<MapCall&>().invoke())>::type;
+};
+
+//! What map() submitted and still has to yield, and the zipped input it submits from.
+template <typename Fn, typename... Views> class MapState {
+public:
+    using Work = MapCall<Fn, std::ranges::range_value_t<Views>...>;
+    using Value = typename Work::Value;
+    using Item = TaskJob<ValueJob<Value>, Work>;
+
+    MapState(TaskPoolExecutor* executor, std::shared_ptr<Fn> fn, Views... views) :
+        m_executor(executor), m_fn(std::move(fn)), m_views(std::move(views)...)
+    {
+        // The iterators point into m_views: MapState is created on the heap and never moves.
+        std::apply([this](Views&... view) { m_iterators.emplace(std::ranges::begin(view)...); }, m_views);
+    }
+    MapState(const MapState&) = delete;
+    MapState& operator=(const MapState&) = delete;
+    ~MapState() { cancelAll(); }
+
+    //! Submits the next zipped item; false once an input ended or the executor is gone or shut down.
+    bool submitNext()
+    {
+        if (m_exhausted || !isOpen(m_executor) || atEnd()) {
+            m_exhausted = true;
+            return false;
+        }
+        auto* job = std::apply(
+            [this](auto&... it) {
+                auto* item = new Item(m_fn, std::tuple<std::ranges::range_value_t<Views>...>(*it...));
+                (++it, ...);
+                return item;
+            },
+            *m_iterators);
+        m_outstanding.emplace_back(job);
+        enqueue(m_executor, job);
+        return true;
+    }
+
+    std::deque<JobRef>& outstanding() { return m_outstanding; }
+
+    //! Cancels what was submitted and not yielded: queued items never start.
+    void cancelAll()
+    {
+        for (auto& job : std::exchange(m_outstanding, {}))
+            job->cancel();
+    }
+
+private:
+    bool atEnd() { return atEnd(std::index_sequence_for<Views...>()); }
+    template <size_t... I> bool atEnd(std::index_sequence<I...>)
+    {
+        return ((std::get<I>(*m_iterators) == std::ranges::end(std::get<I>(m_views))) || ...);
+    }
+    static bool isOpen(TaskPoolExecutor* executor);
+    static void enqueue(TaskPoolExecutor* executor, Job* job);
+
+    QPointer<TaskPoolExecutor> m_executor; // a map does not keep its executor alive
+    std::shared_ptr<Fn> m_fn;
+    std::tuple<Views...> m_views;
+    std::optional<std::tuple<std::ranges::iterator_t<Views>...>> m_iterators;
+    std::deque<JobRef> m_outstanding;
+    bool m_exhausted = false;
+};
+
+//! The generator map() returns: yields results in input order, submitting one more item per
+//! result taken when buffered.
+template <typename State>
+QCoro::AsyncGenerator<typename State::Value> mapResults(std::unique_ptr<State> state, bool buffered)
+{
+    auto& outstanding = state->outstanding();
+    try {
+        while (!outstanding.empty()) {
+            JobRef job = std::move(outstanding.front());
+            outstanding.pop_front();
+            if (buffered)
+                state->submitNext();
+            if (!job->isSettled())
+                co_await JobAwaiter(job);
+            auto value = static_cast<typename State::Item*>(job.get())->take();
+            job = {}; // hold nothing but the value being yielded
+            co_yield value;
+        }
+    } catch (...) {
+        state->cancelAll(); // as the finally of Python's map: the rest is not wanted any more
+        throw;
+    }
+}
+
+} // namespace TaskPool::detail
