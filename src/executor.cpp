@@ -2,6 +2,7 @@
 #include "executorcore_p.h"
 
 #include <QAbstractEventDispatcher>
+#include <QMetaMethod>
 
 #include <stdexcept>
 
@@ -229,7 +230,10 @@ void ExecutorCore::start(Worker &worker, Job *job)
     ++active;
     if (q) {
         Q_EMIT q->activeCountChanged(active);
-        Q_EMIT q->taskStarted(job->id, workerName(worker.index));
+        // The worker's name costs an allocation: only make it for a listener.
+        static const QMetaMethod taskStarted = QMetaMethod::fromSignal(&TaskPoolExecutor::taskStarted);
+        if (q->isSignalConnected(taskStarted))
+            Q_EMIT q->taskStarted(job->id, workerName(worker.index));
     }
 }
 
@@ -287,8 +291,10 @@ void ExecutorCore::report(Job *job)
     job->reported = true;
     if (!q)
         return;
+    static const QMetaMethod taskFailed = QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed);
     QString message;
-    switch (job->outcome(&message)) {
+    const bool wantMessage = q->isSignalConnected(taskFailed) || lcTaskPool().isDebugEnabled();
+    switch (job->outcome(wantMessage ? &message : nullptr)) {
     case Outcome::Succeeded:
         Q_EMIT q->taskFinished(job->id);
         break;
