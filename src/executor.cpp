@@ -201,7 +201,8 @@ void ExecutorCore::spawn()
 
 Job *ExecutorCore::take(Worker &worker)
 {
-    if (worker.index >= maxWorkers)
+    // After setMaxWorkers() lowered the bound, tasks of retiring workers may still fill it.
+    if (worker.index >= maxWorkers || active >= maxWorkers)
         return nullptr;
     while (Job *job = popFront()) {
         if (q)
@@ -245,6 +246,9 @@ void ExecutorCore::end(Job *job)
     job->deref();
     if (q)
         Q_EMIT q->activeCountChanged(active);
+    // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
+    if (m_head && active < maxWorkers && !m_idle.empty())
+        wakeOrSpawn();
     checkIdle();
 }
 

@@ -1,0 +1,743 @@
+// SPDX-License-Identifier: MIT
+// The executor's submit path: cf-taskpool's test_task_pool.py and CPython's executor and thread
+// pool tests, ported one by one, plus worker management, lifecycle signals and counts.
+#include "testutil.h"
+
+#include <QPointer>
+#include <QRegularExpression>
+#include <QSignalSpy>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+
+using namespace TestUtil;
+using TaskPool::Future;
+using TaskPool::TaskPoolExecutor;
+
+namespace {
+
+QCoro::Task<int> amul(int x, int y)
+{
+    co_await TestUtil::sleep(1ms);
+    co_return x* y;
+}
+
+QCoro::Task<int> adivmod(int x, int y)
+{
+    co_await TestUtil::sleep(1ms);
+    if (y == 0)
+        throw std::domain_error("division by zero");
+    co_return x / y;
+}
+
+QCoro::Task<int> cancelIfZero(int x, int y)
+{
+    co_await TestUtil::sleep(1ms);
+    if (y == 0)
+        throw TaskPool::CancelledError();
+    co_return x / y;
+}
+
+QCoro::Task<int> gated(Gate* gate, int value)
+{
+    co_await *gate;
+    co_return value;
+}
+
+QCoro::Task<QString> capture(int number, QString text, QList<int> list)
+{
+    co_await TestUtil::sleep(1ms);
+    QStringList parts { QString::number(number), text };
+    for (int item : list)
+        parts.append(QString::number(item));
+    co_return parts.join(u',');
+}
+
+struct NotAnException {
+    int code;
+};
+
+QCoro::Task<int> throwNotAnException(int code)
+{
+    co_await TestUtil::sleep(1ms);
+    throw NotAnException { code };
+}
+
+struct MyObject {
+    int value;
+    QCoro::Task<int> method() const
+    {
+        co_await TestUtil::sleep(1ms);
+        co_return value;
+    }
+    int plain(int add) const { return value + add; }
+};
+
+QCoro::Task<int> readObject(std::shared_ptr<MyObject> object)
+{
+    co_await TestUtil::sleep(1ms);
+    co_return object->value;
+}
+
+QCoro::Task<std::shared_ptr<MyObject>> createObject(int value)
+{
+    co_await TestUtil::sleep(1ms);
+    co_return std::make_shared<MyObject>(MyObject { value });
+}
+
+//! Counts copies and live instances: arguments are decay-copied once and dropped when the task ends.
+struct Counted {
+    static inline int copies = 0;
+    static inline int alive = 0;
+    Counted() { ++alive; }
+    Counted(const Counted&) { ++copies, ++alive; }
+    Counted(Counted&&) noexcept { ++alive; }
+    ~Counted() { --alive; }
+};
+
+//! Submits `fn(args...)` in the callable form, or the awaitable it makes in the awaitable form.
+template <typename Fn, typename... Args> auto submitAs(TaskPoolExecutor& pool, bool asAwaitable, Fn fn, Args... args)
+{
+    if (asAwaitable)
+        return pool.submit(fn(args...));
+    return pool.submit(fn, args...);
+}
+
+//! Suspends until \a done() holds, letting the event loop run in between (the watchdog bounds it).
+template <typename Pred> QCoro::Task<void> until(Pred done)
+{
+    while (!done())
+        co_await TaskPool::detail::Yield {};
+}
+
+void addSubmitForms()
+{
+    QTest::addColumn<bool>("asAwaitable");
+    QTest::newRow("callable") << false;
+    QTest::newRow("awaitable") << true;
+}
+
+template <typename... A>
+concept CanSubmit = requires(TaskPoolExecutor& pool, A&&... a)
+{
+    pool.submit(std::forward<A>(a)...);
+};
+
+} // namespace
+
+class tst_Executor : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void submit_data() { addSubmitForms(); }
+    void submit()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            auto future = submitAs(pool, asAwaitable, amul, 2, 8);
+            CO_COMPARE(co_await future, 16);
+            CO_COMPARE(future.result(), 16);
+            CO_VERIFY(future.done());
+            co_await pool.shutdown();
+        }(asAwaitable));
+    }
+
+    // Python's keyword arguments have no C++ counterpart: what remains is arguments of several
+    // types, and calls that do not fit being rejected (at compile time here).
+    void submitArguments_data() { addSubmitForms(); }
+    void submitArguments()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            auto future = submitAs(pool, asAwaitable, capture, 1, QStringLiteral("two"), QList<int> { 3, 4 });
+            CO_COMPARE(co_await future, QStringLiteral("1,two,3,4"));
+            CO_COMPARE(future.result(), QStringLiteral("1,two,3,4"));
+            co_await pool.shutdown();
+        }(asAwaitable));
+    }
+
+    void submitRejectsCallsThatDoNotFit()
+    {
+        static_assert(CanSubmit<decltype(&amul), int, int>);
+        static_assert(!CanSubmit<decltype(&amul), int>, "a missing argument");
+        static_assert(!CanSubmit<decltype(&amul), int, int, int>, "an argument too many");
+        static_assert(!CanSubmit<decltype(&amul), QString, int>, "an argument of the wrong type");
+        static_assert(!CanSubmit<QCoro::Task<int>, int>, "arguments with an awaitable");
+        static_assert(!CanSubmit<>, "nothing to run");
+        static_assert(!CanSubmit<int>, "neither callable nor awaitable");
+    }
+
+    void argumentsAreDecayCopiedAtSubmit()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            QString text = QStringLiteral("before");
+            auto future = pool.submit([](QString s) { return s; }, text);
+            text = QStringLiteral("after"); // the task has not started yet: it must see its own copy
+            CO_VERIFY(!future.isStarted());
+            CO_COMPARE(co_await future, QStringLiteral("before"));
+
+            auto moved = pool.submit([](std::unique_ptr<int> p) { return *p; }, std::make_unique<int>(7));
+            CO_COMPARE(co_await moved, 7);
+
+            Counted::copies = 0;
+            Counted::alive = 0;
+            {
+                Counted counted;
+                auto counting
+                    = pool.submit([](Counted) -> QCoro::Task<void> { co_await TestUtil::sleep(1ms); }, counted);
+                CO_COMPARE(Counted::copies, 1); // one copy at submit, moves afterwards
+                co_await counting;
+                CO_COMPARE(Counted::alive, 1); // only `counted` itself; the future is still held
+            }
+            CO_COMPARE(Counted::copies, 1);
+            CO_COMPARE(Counted::alive, 0);
+            co_await pool.shutdown();
+        }());
+    }
+
+    void exceptionStoredAndRethrown_data() { addSubmitForms(); }
+    void exceptionStoredAndRethrown()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            QSignalSpy failed(&pool, &TaskPoolExecutor::taskFailed);
+            auto future = submitAs(pool, asAwaitable, adivmod, 2, 0);
+            const std::exception* caught = nullptr;
+            try {
+                co_await future;
+            } catch (const std::domain_error& e) {
+                caught = &e;
+            }
+            CO_VERIFY(caught);
+            CO_VERIFY(!future.cancelled());
+            CO_VERIFY(future.done());
+            // exception() hands back the very object that was thrown, as Python's `is` check.
+            const std::exception* again = nullptr;
+            try {
+                std::rethrow_exception(future.exception());
+            } catch (const std::domain_error& e) {
+                again = &e;
+            }
+            CO_VERIFY(again == caught);
+            CO_VERIFY_THROWS(future.result(), std::domain_error);
+            CO_COMPARE(failed.count(), 1);
+            CO_COMPARE(failed.at(0).at(0).toULongLong(), future.taskId());
+            CO_COMPARE(failed.at(0).at(1).toString(), QStringLiteral("division by zero"));
+            co_await pool.shutdown();
+        }(asAwaitable));
+    }
+
+    void taskRaisingCancelledErrorEndsCancelled_data() { addSubmitForms(); }
+    void taskRaisingCancelledErrorEndsCancelled()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            QSignalSpy canceled(&pool, &TaskPoolExecutor::taskCanceled);
+            QSignalSpy failed(&pool, &TaskPoolExecutor::taskFailed);
+            auto future = submitAs(pool, asAwaitable, cancelIfZero, 2, 0);
+            CO_VERIFY_THROWS(co_await future, TaskPool::CancelledError);
+            CO_VERIFY(future.cancelled());
+            CO_VERIFY(future.done());
+            CO_VERIFY_THROWS(future.exception(), TaskPool::CancelledError);
+            co_await pool.shutdown();
+            CO_COMPARE(canceled.count(), 1);
+            CO_COMPARE(canceled.at(0).at(0).toULongLong(), future.taskId());
+            CO_COMPARE(failed.count(), 0);
+        }(asAwaitable));
+    }
+
+    // Port of gh-132063 (falsey exceptions must not be lost): here, exceptions of any type.
+    void exceptionNotDerivedFromStdException_data() { addSubmitForms(); }
+    void exceptionNotDerivedFromStdException()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            QSignalSpy failed(&pool, &TaskPoolExecutor::taskFailed);
+            auto future = submitAs(pool, asAwaitable, throwNotAnException, 42);
+            int code = 0;
+            try {
+                co_await future;
+            } catch (const NotAnException& e) {
+                code = e.code;
+            }
+            CO_COMPARE(code, 42);
+            CO_VERIFY(future.exception());
+            CO_VERIFY_THROWS(future.result(), NotAnException);
+            CO_COMPARE(failed.count(), 1);
+            CO_VERIFY(!failed.at(0).at(1).toString().isEmpty());
+
+            auto thrownInt = pool.submit([]() -> int { throw 7; });
+            CO_VERIFY_THROWS(co_await thrownInt, int);
+            co_await pool.shutdown();
+        }(asAwaitable));
+    }
+
+    void throwingTaskNeverStopsItsWorker()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            QSignalSpy workers(&pool, &TaskPoolExecutor::workerCountChanged);
+            QSignalSpy started(&pool, &TaskPoolExecutor::taskStarted);
+            auto failing = pool.submit(adivmod, 1, 0);
+            auto throwingSync = pool.submit([]() -> int { throw std::runtime_error("synchronous"); });
+            auto next = pool.submit(amul, 6, 7);
+            CO_VERIFY_THROWS(co_await failing, std::domain_error);
+            CO_VERIFY_THROWS(co_await throwingSync, std::runtime_error);
+            CO_COMPARE(co_await next, 42);
+            CO_COMPARE(started.count(), 3);
+            CO_COMPARE(workers.count(), 1); // one worker made, never replaced
+            CO_COMPARE(pool.workerCount(), 1);
+            for (const auto& args : started)
+                CO_COMPARE(args.at(1).toString(), pool.taskNamePrefix() + QStringLiteral("_0"));
+            co_await pool.shutdown();
+        }());
+    }
+
+    // CPython issue #16284: the executor keeps no reference to a task's callable or arguments.
+    void noStaleReferences_data()
+    {
+        QTest::addColumn<int>("form");
+        QTest::newRow("callable argument") << 0;
+        QTest::newRow("awaitable") << 1;
+        QTest::newRow("lambda capture") << 2;
+        QTest::newRow("member function") << 3;
+    }
+    void noStaleReferences()
+    {
+        QFETCH(int, form);
+        run([](int form) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            auto object = std::make_shared<MyObject>(MyObject { 1 });
+            std::weak_ptr<MyObject> weak = object;
+            Future<int> future;
+            switch (form) {
+            case 0:
+                future = pool.submit(readObject, object);
+                break;
+            case 1:
+                future = pool.submit(readObject(object));
+                break;
+            case 2:
+                future = pool.submit([object]() { return object->method(); });
+                break;
+            case 3:
+                future = pool.submit(&MyObject::plain, object, 0);
+                break;
+            }
+            object.reset();
+            CO_VERIFY(!weak.expired()); // the task holds it until it ends
+            CO_COMPARE(co_await future, 1);
+            // Right after the task ended, even though its future is still held.
+            CO_VERIFY(weak.expired());
+            co_await pool.shutdown();
+        }(form));
+    }
+
+    // CPython issue #14406 / cf-taskpool's free reference tests: nothing but the future holds
+    // the result.
+    void resultHeldOnlyByFuture_data() { addSubmitForms(); }
+    void resultHeldOnlyByFuture()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5);
+            auto future = submitAs(pool, asAwaitable, createObject, 1);
+            auto object = co_await future;
+            CO_COMPARE(object->value, 1);
+            std::weak_ptr<MyObject> weak = object;
+            object.reset();
+            CO_VERIFY(!weak.expired());
+            future = {};
+            CO_VERIFY(weak.expired());
+            co_await pool.shutdown();
+        }(asAwaitable));
+    }
+
+    void maxWorkersMustBePositive_data()
+    {
+        QTest::addColumn<int>("maxWorkers");
+        QTest::newRow("0") << 0;
+        QTest::newRow("-1") << -1;
+    }
+    void maxWorkersMustBePositive()
+    {
+        QFETCH(int, maxWorkers);
+        try {
+            TaskPoolExecutor pool(maxWorkers);
+            QFAIL("no exception");
+        } catch (const std::invalid_argument& e) {
+            QCOMPARE(QByteArray(e.what()), QByteArray("maxWorkers must be greater than 0"));
+        }
+        TaskPoolExecutor pool(2);
+        QSignalSpy changed(&pool, &TaskPoolExecutor::maxWorkersChanged);
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, pool.setMaxWorkers(maxWorkers));
+        QCOMPARE(pool.maxWorkers(), 2);
+        QCOMPARE(changed.count(), 0);
+    }
+
+    void defaultMaxWorkers()
+    {
+        TaskPoolExecutor pool;
+        QCOMPARE(pool.maxWorkers(), QThread::idealThreadCount());
+        QCOMPARE(pool.workerCount(), 0); // workers are made lazily
+        QVERIFY(pool.workerNames().isEmpty());
+        QVERIFY(!pool.isShutdown());
+    }
+
+    void saturation_data() { addSubmitForms(); }
+    void saturation()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(4);
+            int mostWorkers = 0;
+            connect(&pool, &TaskPoolExecutor::workerCountChanged, &pool,
+                    [&](int count) { mostWorkers = std::max(mostWorkers, count); });
+            Gate gate;
+            const int count = 15 * pool.maxWorkers();
+            QList<Future<int>> futures;
+            for (int i = 0; i < count; ++i)
+                futures.append(submitAs(pool, asAwaitable, gated, &gate, i));
+            co_await until([&] { return pool.activeCount() == pool.maxWorkers(); });
+            CO_COMPARE(pool.workerCount(), 4);
+            CO_COMPARE(pool.pendingCount(), count - 4);
+            CO_COMPARE(pool.workerNames().size(), 4);
+            gate.open();
+            co_await pool.shutdown();
+            for (int i = 0; i < count; ++i)
+                CO_COMPARE(futures[i].result(), i);
+            CO_COMPARE(mostWorkers, 4);
+            CO_COMPARE(pool.workerCount(), 0);
+        }(asAwaitable));
+    }
+
+    void idleWorkerReuse_data() { addSubmitForms(); }
+    void idleWorkerReuse()
+    {
+        QFETCH(bool, asAwaitable);
+        run([](bool asAwaitable) -> QCoro::Task<void> {
+            TaskPoolExecutor pool; // idealThreadCount() workers allowed
+            QSignalSpy workers(&pool, &TaskPoolExecutor::workerCountChanged);
+            QSignalSpy started(&pool, &TaskPoolExecutor::taskStarted);
+            CO_COMPARE(co_await submitAs(pool, asAwaitable, amul, 21, 2), 42);
+            CO_COMPARE(co_await submitAs(pool, asAwaitable, amul, 6, 7), 42);
+            CO_COMPARE(co_await submitAs(pool, asAwaitable, amul, 3, 14), 42);
+            CO_COMPARE(pool.workerCount(), 1);
+            CO_COMPARE(workers.count(), 1);
+            CO_COMPARE(started.count(), 3);
+            for (const auto& args : started)
+                CO_COMPARE(args.at(1).toString(), pool.workerNames().value(0));
+            co_await pool.shutdown();
+        }(asAwaitable));
+    }
+
+    void workerNames_data()
+    {
+        QTest::addColumn<QString>("prefix");
+        QTest::addColumn<QString>("pattern");
+        QTest::newRow("default") << QString() << QStringLiteral("^TaskPoolExecutor-\\d+_[0-4]$");
+        QTest::newRow("SpecialPool") << QStringLiteral("SpecialPool") << QStringLiteral("^SpecialPool_[0-4]$");
+    }
+    void workerNames()
+    {
+        QFETCH(QString, prefix);
+        QFETCH(QString, pattern);
+        run([](QString prefix, QRegularExpression pattern) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(5, prefix);
+            Gate gate;
+            QStringList seenInside;
+            auto task = [](Gate* gate, QStringList* seen) -> QCoro::Task<void> {
+                seen->append(TaskPoolExecutor::currentWorkerName()); // during the synchronous start
+                co_await *gate;
+            };
+            QList<Future<void>> futures;
+            for (int i = 0; i < 10; ++i)
+                futures.append(pool.submit(task, &gate, &seenInside));
+            co_await until([&] { return pool.activeCount() == 5; });
+            const QStringList names = pool.workerNames();
+            CO_COMPARE(names.size(), 5);
+            CO_COMPARE(QSet<QString>(names.begin(), names.end()).size(), 5);
+            for (const QString& name : names)
+                CO_VERIFY2(pattern.match(name).hasMatch(), qPrintable(name));
+            CO_COMPARE(seenInside.size(), 5);
+            for (const QString& name : seenInside)
+                CO_VERIFY(names.contains(name));
+            CO_VERIFY(TaskPoolExecutor::currentWorkerName().isEmpty()); // outside any task
+            gate.open();
+            co_await pool.shutdown();
+            CO_COMPARE(seenInside.size(), 10);
+            CO_VERIFY(pool.workerNames().isEmpty());
+        }(prefix, QRegularExpression(pattern)));
+    }
+
+    void defaultPrefixIsUnique()
+    {
+        TaskPoolExecutor a(1);
+        TaskPoolExecutor b(1);
+        const QRegularExpression pattern(QStringLiteral("^TaskPoolExecutor-\\d+$"));
+        QVERIFY(pattern.match(a.taskNamePrefix()).hasMatch());
+        QVERIFY(pattern.match(b.taskNamePrefix()).hasMatch());
+        QVERIFY(a.taskNamePrefix() != b.taskNamePrefix());
+
+        const QString original = a.taskNamePrefix();
+        QSignalSpy changed(&a, &TaskPoolExecutor::taskNamePrefixChanged);
+        a.setTaskNamePrefix(QStringLiteral("Fetch"));
+        QCOMPARE(a.taskNamePrefix(), QStringLiteral("Fetch"));
+        a.setTaskNamePrefix(QStringLiteral("Fetch"));
+        QCOMPARE(changed.count(), 1);
+        a.setTaskNamePrefix(QString()); // back to the default one, not a new number
+        QCOMPARE(a.taskNamePrefix(), original);
+        QCOMPARE(changed.count(), 2);
+    }
+
+    void plainValueCallables()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(2);
+            auto doubled = pool.submit([](int a) { return a * 2; }, 21);
+            static_assert(std::is_same_v<decltype(doubled), Future<int>>);
+            CO_COMPARE(co_await doubled, 42);
+
+            int calls = 0;
+            auto nothing = pool.submit([](int* calls) { ++*calls; }, &calls);
+            static_assert(std::is_same_v<decltype(nothing), Future<void>>);
+            co_await nothing;
+            CO_COMPARE(calls, 1);
+
+            std::function<QString(int)> function = [](int a) { return QString::number(a); };
+            CO_COMPARE(co_await pool.submit(function, 5), QStringLiteral("5"));
+
+            auto object = std::make_shared<MyObject>(MyObject { 40 });
+            CO_COMPARE(co_await pool.submit(&MyObject::plain, object, 2), 42);
+            CO_COMPARE(co_await pool.submit(&MyObject::method, object), 40);
+            co_await pool.shutdown();
+        }());
+    }
+
+    void qfutureReturningCallable_data()
+    {
+        QTest::addColumn<QString>("outcome");
+        QTest::newRow("result later") << QStringLiteral("result");
+        QTest::newRow("ready") << QStringLiteral("ready");
+        QTest::newRow("exception") << QStringLiteral("exception");
+        QTest::newRow("cancelled before") << QStringLiteral("cancelled before");
+        QTest::newRow("cancelled while awaited") << QStringLiteral("cancelled later");
+    }
+    void qfutureReturningCallable()
+    {
+        QFETCH(QString, outcome);
+        run([](QString outcome) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            QPromise<int> promise;
+            promise.start();
+            if (outcome == u"ready") {
+                promise.addResult(5);
+                promise.finish();
+            } else if (outcome == u"cancelled before") {
+                promise.future().cancel(); // cancelled but never finished: must not hang
+            }
+            auto future = pool.submit([](QFuture<int> f) { return f; }, promise.future());
+            static_assert(std::is_same_v<decltype(future), Future<int>>);
+            co_await until([&] { return pool.activeCount() == 1 || future.isFinished(); });
+            if (outcome == u"result") {
+                promise.addResult(5);
+                promise.finish();
+            } else if (outcome == u"exception") {
+                promise.setException(std::make_exception_ptr(std::runtime_error("inner")));
+                promise.finish();
+            } else if (outcome == u"cancelled later") {
+                promise.future().cancel();
+            }
+            if (outcome == u"result" || outcome == u"ready") {
+                CO_COMPARE(co_await future, 5);
+            } else if (outcome == u"exception") {
+                CO_VERIFY_THROWS(co_await future, std::runtime_error);
+            } else {
+                CO_VERIFY_THROWS(co_await future, TaskPool::CancelledError);
+                CO_VERIFY(future.cancelled());
+            }
+            // The worker is free again: the next task runs.
+            CO_COMPARE(co_await pool.submit(amul, 2, 3), 6);
+            co_await pool.shutdown();
+        }(outcome));
+    }
+
+    void qfutureAsAwaitable()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            QPromise<int> promise;
+            promise.start();
+            auto future = pool.submit(promise.future());
+            static_assert(std::is_same_v<decltype(future), Future<int>>);
+            co_await until([&] { return pool.activeCount() == 1; });
+            CO_VERIFY(!future.isFinished());
+            promise.addResult(9);
+            promise.finish();
+            CO_COMPARE(co_await future, 9);
+            co_await pool.shutdown();
+        }());
+    }
+
+    void lifecycleSignalsAndCounts()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            QSignalSpy started(&pool, &TaskPoolExecutor::taskStarted);
+            QSignalSpy finished(&pool, &TaskPoolExecutor::taskFinished);
+            QSignalSpy failed(&pool, &TaskPoolExecutor::taskFailed);
+            QSignalSpy canceled(&pool, &TaskPoolExecutor::taskCanceled);
+            QSignalSpy idle(&pool, &TaskPoolExecutor::idle);
+            QSignalSpy active(&pool, &TaskPoolExecutor::activeCountChanged);
+            QSignalSpy pending(&pool, &TaskPoolExecutor::pendingCountChanged);
+            QSignalSpy workers(&pool, &TaskPoolExecutor::workerCountChanged);
+            QSignalSpy shutdown(&pool, &TaskPoolExecutor::isShutdownChanged);
+
+            auto ok = pool.submit(amul, 2, 3);
+            auto bad = pool.submit([]() -> int { throw std::runtime_error("boom"); });
+            Gate never;
+            auto dropped = pool.submit(gated, &never, 0);
+            CO_COMPARE(pool.pendingCount(), 3);
+            CO_COMPARE(pool.activeCount(), 0);
+            CO_VERIFY(dropped.cancel());
+            CO_COMPARE(pool.pendingCount(), 2);
+            CO_COMPARE(canceled.count(), 1); // a queued task settles at once
+            CO_COMPARE(canceled.at(0).at(0).toULongLong(), dropped.taskId());
+
+            CO_COMPARE(co_await ok, 6);
+            CO_VERIFY_THROWS(co_await bad, std::runtime_error);
+            co_await until([&] { return idle.count() == 1; });
+            CO_COMPARE(pool.activeCount(), 0);
+            CO_COMPARE(pool.pendingCount(), 0);
+
+            CO_COMPARE(started.count(), 2);
+            CO_COMPARE(started.at(0).at(0).toULongLong(), ok.taskId());
+            CO_COMPARE(started.at(1).at(0).toULongLong(), bad.taskId());
+            CO_COMPARE(finished.count(), 1);
+            CO_COMPARE(finished.at(0).at(0).toULongLong(), ok.taskId());
+            CO_COMPARE(failed.count(), 1);
+            CO_COMPARE(failed.at(0).at(0).toULongLong(), bad.taskId());
+            CO_COMPARE(failed.at(0).at(1).toString(), QStringLiteral("boom"));
+            CO_COMPARE(canceled.count(), 1);
+            CO_VERIFY(ok.taskId() != bad.taskId() && bad.taskId() != dropped.taskId());
+
+            QList<int> pendingValues;
+            for (const auto& args : pending)
+                pendingValues.append(args.at(0).toInt());
+            CO_COMPARE(pendingValues.mid(0, 4), (QList<int> { 1, 2, 3, 2 }));
+            CO_COMPARE(pendingValues.last(), 0);
+            for (const auto& args : active)
+                CO_VERIFY(args.at(0).toInt() <= 1);
+            CO_COMPARE(active.last().at(0).toInt(), 0);
+            CO_COMPARE(workers.count(), 1);
+
+            // Busy again, idle again.
+            CO_COMPARE(co_await pool.submit(amul, 1, 1), 1);
+            co_await until([&] { return idle.count() == 2; });
+
+            co_await pool.shutdown();
+            co_await pool.shutdown();
+            CO_VERIFY(pool.isShutdown());
+            CO_COMPARE(shutdown.count(), 1);
+            CO_COMPARE(shutdown.at(0).at(0).toBool(), true);
+            CO_COMPARE(workers.last().at(0).toInt(), 0);
+        }());
+    }
+
+    void setMaxWorkersRaisesTheBound()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            QSignalSpy changed(&pool, &TaskPoolExecutor::maxWorkersChanged);
+            Gate gate;
+            QList<Future<int>> futures;
+            for (int i = 0; i < 4; ++i)
+                futures.append(pool.submit(gated, &gate, i));
+            co_await until([&] { return pool.activeCount() == 1; });
+            CO_COMPARE(pool.pendingCount(), 3);
+            pool.setMaxWorkers(3);
+            CO_COMPARE(pool.maxWorkers(), 3);
+            CO_COMPARE(changed.count(), 1);
+            CO_COMPARE(changed.at(0).at(0).toInt(), 3);
+            pool.setMaxWorkers(3);
+            CO_COMPARE(changed.count(), 1);
+            co_await until([&] { return pool.activeCount() == 3; });
+            CO_COMPARE(pool.workerCount(), 3);
+            CO_COMPARE(pool.pendingCount(), 1);
+            gate.open();
+            co_await pool.shutdown();
+            for (int i = 0; i < 4; ++i)
+                CO_COMPARE(futures[i].result(), i);
+        }());
+    }
+
+    void setMaxWorkersLowersTheBound()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(3);
+            std::array<Gate, 6> gates;
+            QList<Future<int>> futures;
+            for (int i = 0; i < 6; ++i)
+                futures.append(pool.submit(gated, &gates[i], i));
+            co_await until([&] { return pool.activeCount() == 3; });
+            bool lowered = false;
+            int activeAtLateStart = 0;
+            connect(&pool, &TaskPoolExecutor::taskStarted, &pool, [&] {
+                if (lowered)
+                    activeAtLateStart = std::max(activeAtLateStart, pool.activeCount());
+            });
+            pool.setMaxWorkers(1);
+            lowered = true;
+            CO_COMPARE(pool.maxWorkers(), 1);
+            CO_COMPARE(pool.activeCount(), 3); // running tasks are not disturbed
+            for (int i = 0; i < 6; ++i) {
+                gates[i].open();
+                co_await futures[i];
+            }
+            co_await until([&] { return pool.activeCount() == 0; });
+            CO_COMPARE(pool.workerCount(), 1);
+            // Tasks started after the bound was lowered never ran beside more than the new bound.
+            CO_COMPARE(activeAtLateStart, 1);
+            co_await pool.shutdown();
+            for (int i = 0; i < 6; ++i)
+                CO_COMPARE(futures[i].result(), i);
+        }());
+    }
+
+    void taskDeletesItsOwnExecutor_data()
+    {
+        QTest::addColumn<bool>("afterSuspending");
+        QTest::newRow("during its synchronous start") << false;
+        QTest::newRow("after suspending") << true;
+    }
+    void taskDeletesItsOwnExecutor()
+    {
+        QFETCH(bool, afterSuspending);
+        run([](bool afterSuspending) -> QCoro::Task<void> {
+            auto* pool = new TaskPoolExecutor(1);
+            QPointer<TaskPoolExecutor> guard(pool);
+            auto killer = pool->submit(
+                [](TaskPoolExecutor* pool, bool afterSuspending) -> QCoro::Task<int> {
+                    if (afterSuspending)
+                        co_await TestUtil::sleep(1ms);
+                    delete pool;
+                    co_await TestUtil::sleep(1ms);
+                    co_return 1;
+                },
+                pool, afterSuspending);
+            auto queued = pool->submit(amul, 2, 3);
+            CO_COMPARE(co_await killer, 1);
+            CO_VERIFY(guard.isNull());
+            CO_COMPARE(co_await queued, 6); // queued work still completes
+        }(afterSuspending));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_Executor)
+#include "tst_executor.moc"
