@@ -4,6 +4,7 @@
 #include <QAbstractEventDispatcher>
 #include <QMetaMethod>
 
+#include <algorithm>
 #include <stdexcept>
 
 Q_LOGGING_CATEGORY(lcTaskPool, "taskpool", QtInfoMsg)
@@ -12,378 +13,393 @@ namespace TaskPool {
 
 namespace detail {
 
-namespace {
+    namespace {
 
-std::atomic<int> lastExecutorNumber { -1 };
+        std::atomic<int> lastExecutorNumber { -1 };
 
-int checkedMaxWorkers(int maxWorkers)
-{
-    if (maxWorkers <= 0)
-        throw std::invalid_argument("maxWorkers must be greater than 0");
-    return maxWorkers;
-}
+        int checkedMaxWorkers(int maxWorkers)
+        {
+            if (maxWorkers <= 0)
+                throw std::invalid_argument("maxWorkers must be greater than 0");
+            return maxWorkers;
+        }
 
-//! A coroutine nobody awaits: it starts at once and frees its frame when it returns.
-struct Detached
-{
-    struct promise_type
+        //! A coroutine nobody awaits: it starts at once and frees its frame when it returns.
+        struct Detached {
+            struct promise_type {
+                Detached get_return_object() noexcept { return {}; }
+                std::suspend_never initial_suspend() const noexcept { return {}; }
+                std::suspend_never final_suspend() const noexcept { return {}; }
+                void return_void() const noexcept { }
+                void unhandled_exception() const noexcept { std::terminate(); }
+            };
+        };
+
+        //! Suspends an idle worker until there is work (or it has to leave).
+        struct NextJob {
+            ExecutorCore& core;
+            ExecutorCore::Worker& worker;
+            Job* job = nullptr;
+
+            bool await_ready()
+            {
+                job = core.take(worker);
+                return job || core.shouldLeave(worker);
+            }
+            void await_suspend(std::coroutine_handle<> handle) { core.park(worker, handle); }
+            Job* await_resume()
+            {
+                if (!job)
+                    job = core.take(worker);
+                return job;
+            }
+        };
+
+        //! Waits for the last worker of a shut-down executor to leave.
+        struct Drained {
+            ExecutorCore& core;
+            bool await_ready() const noexcept { return core.workerCount == 0; }
+            void await_suspend(std::coroutine_handle<> handle) { core.shutdownWaiters.push_back(handle); }
+            void await_resume() const noexcept { }
+        };
+
+        struct CurrentWorker {
+            const ExecutorCore* core = nullptr;
+            int index = -1;
+        };
+        thread_local CurrentWorker currentWorker;
+
+        Detached workerLoop(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker* worker)
+        {
+            co_await Yield {}; // never run a task inside submit() itself
+            qCDebug(lcTaskPool) << "worker started:" << core->workerName(worker->index);
+            for (;;) {
+                Job* job = co_await NextJob { *core, *worker };
+                if (!job) {
+                    if (core->shouldLeave(*worker))
+                        break;
+                    continue; // woken for a job that was cancelled meanwhile
+                }
+                core->start(*worker, job);
+                currentWorker = { core.get(), worker->index };
+                QCoro::Task<void> task = job->run(); // the task's synchronous start happens here
+                currentWorker = {};
+                co_await task;
+                core->end(job);
+            }
+            qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);
+            core->leave(worker);
+        }
+
+    } // namespace
+
+    ExecutorCore::ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix) :
+        q(q),
+        thread(q->thread()),
+        maxWorkers(checkedMaxWorkers(maxWorkers)),
+        defaultPrefix(QStringLiteral("TaskPoolExecutor-%1").arg(lastExecutorNumber.fetch_add(1) + 1))
     {
-        Detached get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() const noexcept { return {}; }
-        std::suspend_never final_suspend() const noexcept { return {}; }
-        void return_void() const noexcept { }
-        void unhandled_exception() const noexcept { std::terminate(); }
-    };
-};
-
-//! Suspends an idle worker until there is work (or it has to leave).
-struct NextJob
-{
-    ExecutorCore &core;
-    ExecutorCore::Worker &worker;
-    Job *job = nullptr;
-
-    bool await_ready()
-    {
-        job = core.take(worker);
-        return job || core.shouldLeave(worker);
+        this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
+        m_workers.resize(maxWorkers, nullptr);
     }
-    void await_suspend(std::coroutine_handle<> handle) { core.park(worker, handle); }
-    Job *await_resume()
+
+    void ExecutorCore::push(Job* job)
     {
-        if (!job)
-            job = core.take(worker);
+        job->prev = m_tail;
+        job->next = nullptr;
+        (m_tail ? m_tail->next : m_head) = job;
+        m_tail = job;
+        job->queued = true;
+        ++pending;
+    }
+
+    void ExecutorCore::unlink(Job* job)
+    {
+        (job->prev ? job->prev->next : m_head) = job->next;
+        (job->next ? job->next->prev : m_tail) = job->prev;
+        job->prev = job->next = nullptr;
+        job->queued = false;
+        --pending;
+    }
+
+    Job* ExecutorCore::popFront()
+    {
+        Job* job = m_head;
+        if (job)
+            unlink(job);
         return job;
     }
-};
 
-//! Waits for the last worker of a shut-down executor to leave.
-struct Drained
-{
-    ExecutorCore &core;
-    bool await_ready() const noexcept { return core.workerCount == 0; }
-    void await_suspend(std::coroutine_handle<> handle) { core.shutdownWaiters.push_back(handle); }
-    void await_resume() const noexcept { }
-};
-
-struct CurrentWorker
-{
-    const ExecutorCore *core = nullptr;
-    int index = -1;
-};
-thread_local CurrentWorker currentWorker;
-
-Detached workerLoop(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker *worker)
-{
-    co_await Yield {}; // never run a task inside submit() itself
-    qCDebug(lcTaskPool) << "worker started:" << core->workerName(worker->index);
-    for (;;) {
-        Job *job = co_await NextJob { *core, *worker };
-        if (!job) {
-            if (core->shouldLeave(*worker))
-                break;
-            continue; // woken for a job that was cancelled meanwhile
-        }
-        core->start(*worker, job);
-        currentWorker = { core.get(), worker->index };
-        QCoro::Task<void> task = job->run(); // the task's synchronous start happens here
-        currentWorker = {};
-        co_await task;
-        core->end(job);
+    void ExecutorCore::enqueue(Job* job)
+    {
+        job->thread = thread;
+        job->core = this;
+        job->ref(); // the executor's reference, until the job ends or is dropped
+        push(job);
+        m_busy = true;
+        if (listens(PendingCountChanged))
+            Q_EMIT q->pendingCountChanged(pending);
+        wakeOrSpawn();
     }
-    qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);
-    core->leave(worker);
-}
 
-} // namespace
-
-ExecutorCore::ExecutorCore(TaskPoolExecutor *q, int maxWorkers, QString prefix)
-    : q(q),
-      thread(q->thread()),
-      maxWorkers(checkedMaxWorkers(maxWorkers)),
-      defaultPrefix(QStringLiteral("TaskPoolExecutor-%1").arg(lastExecutorNumber.fetch_add(1) + 1))
-{
-    this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
-    m_workers.resize(maxWorkers, nullptr);
-}
-
-void ExecutorCore::push(Job *job)
-{
-    job->prev = m_tail;
-    job->next = nullptr;
-    (m_tail ? m_tail->next : m_head) = job;
-    m_tail = job;
-    job->queued = true;
-    ++pending;
-}
-
-void ExecutorCore::unlink(Job *job)
-{
-    (job->prev ? job->prev->next : m_head) = job->next;
-    (job->next ? job->next->prev : m_tail) = job->prev;
-    job->prev = job->next = nullptr;
-    job->queued = false;
-    --pending;
-}
-
-Job *ExecutorCore::popFront()
-{
-    Job *job = m_head;
-    if (job)
-        unlink(job);
-    return job;
-}
-
-void ExecutorCore::enqueue(Job *job)
-{
-    job->thread = thread;
-    job->core = this;
-    job->ref(); // the executor's reference, until the job ends or is dropped
-    push(job);
-    m_busy = true;
-    if (q)
-        Q_EMIT q->pendingCountChanged(pending);
-    wakeOrSpawn();
-}
-
-void ExecutorCore::enqueueRemote(Job *job)
-{
-    std::lock_guard lock(m_incomingMutex);
-    if (shutdown.load(std::memory_order_relaxed))
-        throw ShutdownError();
-    job->thread = thread;
-    job->ref(); // handed over with the job
-    m_incoming.push_back(job);
-    if (std::exchange(m_incomingPosted, true))
-        return;
-    QMetaObject::invokeMethod(
+    void ExecutorCore::enqueueRemote(Job* job)
+    {
+        std::lock_guard lock(m_incomingMutex);
+        if (shutdown.load(std::memory_order_relaxed))
+            throw ShutdownError();
+        job->thread = thread;
+        job->ref(); // handed over with the job
+        m_incoming.push_back(job);
+        if (std::exchange(m_incomingPosted, true))
+            return;
+        QMetaObject::invokeMethod(
             QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->takeIncoming(); },
             Qt::QueuedConnection);
-}
+    }
 
-void ExecutorCore::takeIncoming()
-{
-    std::vector<Job *> jobs;
+    void ExecutorCore::takeIncoming()
     {
-        std::lock_guard lock(m_incomingMutex);
-        jobs.swap(m_incoming);
-        m_incomingPosted = false;
+        std::vector<Job*> jobs;
+        {
+            std::lock_guard lock(m_incomingMutex);
+            jobs.swap(m_incoming);
+            m_incomingPosted = false;
+        }
+        for (Job* job : jobs) {
+            enqueue(job);
+            job->deref(); // the hand-over reference; enqueue() took the executor's
+        }
     }
-    for (Job *job : jobs) {
-        enqueue(job);
-        job->deref(); // the hand-over reference; enqueue() took the executor's
+
+    void ExecutorCore::wakeOrSpawn()
+    {
+        if (!m_idle.empty()) {
+            Worker* worker = m_idle.back();
+            m_idle.pop_back();
+            resumeLater(std::exchange(worker->idleHandle, {}));
+        } else if (workerCount < maxWorkers) {
+            spawn();
+        }
     }
-}
 
-void ExecutorCore::wakeOrSpawn()
-{
-    if (!m_idle.empty()) {
-        Worker *worker = m_idle.back();
-        m_idle.pop_back();
-        resumeLater(std::exchange(worker->idleHandle, {}));
-    } else if (workerCount < maxWorkers) {
-        spawn();
-    }
-}
-
-void ExecutorCore::spawn()
-{
-    int index = 0;
-    while (m_workers[index])
-        ++index;
-    auto *worker = new Worker { index, {} };
-    m_workers[index] = worker;
-    ++workerCount;
-    if (q)
-        Q_EMIT q->workerCountChanged(workerCount);
-    workerLoop(shared_from_this(), worker);
-}
-
-Job *ExecutorCore::take(Worker &worker)
-{
-    // After setMaxWorkers() lowered the bound, tasks of retiring workers may still fill it.
-    if (worker.index >= maxWorkers || active >= maxWorkers)
-        return nullptr;
-    while (Job *job = popFront()) {
+    void ExecutorCore::spawn()
+    {
+        int index = 0;
+        while (m_workers[index])
+            ++index;
+        auto* worker = new Worker { index, {} };
+        m_workers[index] = worker;
+        ++workerCount;
         if (q)
-            Q_EMIT q->pendingCountChanged(pending);
-        if (!job->isCancelRequested() && !job->isSettled())
-            return job;
-        drop(job); // cancelled through a plain QFuture, or from another thread
+            Q_EMIT q->workerCountChanged(workerCount);
+        workerLoop(shared_from_this(), worker);
     }
-    return nullptr;
-}
 
-bool ExecutorCore::shouldLeave(const Worker &worker) const
-{
-    return worker.index >= maxWorkers || (shutdown.load(std::memory_order_relaxed) && !m_head);
-}
+    Job* ExecutorCore::take(Worker& worker)
+    {
+        // After setMaxWorkers() lowered the bound, tasks of retiring workers may still fill it.
+        if (worker.index >= maxWorkers || active >= maxWorkers)
+            return nullptr;
+        while (Job* job = popFront()) {
+            if (listens(PendingCountChanged))
+                Q_EMIT q->pendingCountChanged(pending);
+            if (!job->isCancelRequested() && !job->isSettled())
+                return job;
+            drop(job); // cancelled through a plain QFuture, or from another thread
+        }
+        return nullptr;
+    }
 
-void ExecutorCore::park(Worker &worker, std::coroutine_handle<> handle)
-{
-    worker.idleHandle = handle;
-    m_idle.push_back(&worker);
-    checkIdle();
-}
+    bool ExecutorCore::shouldLeave(const Worker& worker) const
+    {
+        return worker.index >= maxWorkers || (shutdown.load(std::memory_order_relaxed) && !m_head);
+    }
 
-void ExecutorCore::start(Worker &worker, Job *job)
-{
-    ++active;
-    if (q) {
-        Q_EMIT q->activeCountChanged(active);
-        // The worker's name costs an allocation: only make it for a listener.
-        static const QMetaMethod taskStarted = QMetaMethod::fromSignal(&TaskPoolExecutor::taskStarted);
-        if (q->isSignalConnected(taskStarted))
+    void ExecutorCore::park(Worker& worker, std::coroutine_handle<> handle)
+    {
+        worker.idleHandle = handle;
+        m_idle.push_back(&worker);
+        checkIdle();
+    }
+
+    void ExecutorCore::start(Worker& worker, Job* job)
+    {
+        ++active;
+        if (listens(ActiveCountChanged))
+            Q_EMIT q->activeCountChanged(active);
+        if (listens(TaskStarted))
             Q_EMIT q->taskStarted(job->id, workerName(worker.index));
     }
-}
 
-void ExecutorCore::end(Job *job)
-{
-    --active;
-    job->core = nullptr;
-    report(job);
-    job->deref();
-    if (q)
-        Q_EMIT q->activeCountChanged(active);
-    // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
-    if (m_head && active < maxWorkers && !m_idle.empty())
-        wakeOrSpawn();
-    checkIdle();
-}
-
-void ExecutorCore::drop(Job *job)
-{
-    job->discard();
-    job->core = nullptr;
-    report(job);
-    job->deref();
-}
-
-void ExecutorCore::leave(Worker *worker)
-{
-    m_workers[worker->index] = nullptr;
-    delete worker;
-    --workerCount;
-    if (q)
-        Q_EMIT q->workerCountChanged(workerCount);
-    if (m_head && workerCount < maxWorkers) {
-        spawn(); // a worker retired by setMaxWorkers() left work behind
-    } else if (workerCount == 0) {
-        for (auto handle : std::exchange(shutdownWaiters, {}))
-            resumeLater(handle);
-    }
-}
-
-void ExecutorCore::jobCancelled(Job *job)
-{
-    if (job->queued) {
-        unlink(job);
-        if (q)
-            Q_EMIT q->pendingCountChanged(pending);
-        drop(job);
-        checkIdle();
-    } else {
-        report(job); // running: its slot stays taken until its coroutine ends
-    }
-}
-
-void ExecutorCore::report(Job *job)
-{
-    if (job->reported || !job->isSettled())
-        return;
-    job->reported = true;
-    if (!q)
-        return;
-    static const QMetaMethod taskFailed = QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed);
-    QString message;
-    const bool wantMessage = q->isSignalConnected(taskFailed) || lcTaskPool().isDebugEnabled();
-    switch (job->outcome(wantMessage ? &message : nullptr)) {
-    case Outcome::Succeeded:
-        Q_EMIT q->taskFinished(job->id);
-        break;
-    case Outcome::Failed:
-        qCDebug(lcTaskPool) << "task" << job->id << "failed:" << message;
-        Q_EMIT q->taskFailed(job->id, message);
-        break;
-    case Outcome::Cancelled:
-        Q_EMIT q->taskCanceled(job->id);
-        break;
-    }
-}
-
-void ExecutorCore::checkIdle()
-{
-    if (m_busy && active == 0 && pending == 0) {
-        m_busy = false;
-        if (q)
-            Q_EMIT q->idle();
-    }
-}
-
-void ExecutorCore::beginShutdown(bool cancelFutures)
-{
-    const auto self = shared_from_this(); // destroying idle workers may release the last owner
-    std::vector<Job *> jobs;
-    bool first = false;
+    void ExecutorCore::end(Job* job)
     {
-        std::lock_guard lock(m_incomingMutex);
-        first = !shutdown.exchange(true);
-        jobs.swap(m_incoming);
+        --active;
+        job->core = nullptr;
+        report(job);
+        job->deref();
+        if (q)
+            Q_EMIT q->activeCountChanged(active);
+        // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
+        if (m_head && active < maxWorkers && !m_idle.empty())
+            wakeOrSpawn();
+        checkIdle();
     }
-    for (Job *job : jobs) {
-        enqueue(job);
+
+    void ExecutorCore::drop(Job* job)
+    {
+        job->discard();
+        job->core = nullptr;
+        report(job);
         job->deref();
     }
-    if (first && q)
-        Q_EMIT q->isShutdownChanged(true);
-    if (cancelFutures && m_head) {
-        while (Job *job = popFront())
-            drop(job);
+
+    void ExecutorCore::leave(Worker* worker)
+    {
+        m_workers[worker->index] = nullptr;
+        delete worker;
+        --workerCount;
         if (q)
-            Q_EMIT q->pendingCountChanged(pending);
-        checkIdle();
+            Q_EMIT q->workerCountChanged(workerCount);
+        if (m_head && workerCount < maxWorkers) {
+            spawn(); // a worker retired by setMaxWorkers() left work behind
+        } else if (workerCount == 0) {
+            for (auto handle : std::exchange(shutdownWaiters, {}))
+                resumeLater(handle);
+        }
     }
-    if (!m_head) {
-        // Idle workers have nothing left to do: end them here rather than through the event
-        // loop, which may not run again.
-        for (Worker *worker : std::exchange(m_idle, {})) {
+
+    void ExecutorCore::jobCancelled(Job* job)
+    {
+        if (job->queued) {
+            unlink(job);
+            if (listens(PendingCountChanged))
+                Q_EMIT q->pendingCountChanged(pending);
+            drop(job);
+            checkIdle();
+        } else {
+            report(job); // running: its slot stays taken until its coroutine ends
+        }
+    }
+
+    void ExecutorCore::report(Job* job)
+    {
+        if (job->reported || !job->isSettled())
+            return;
+        job->reported = true;
+        if (!listens(TaskFinished) && !listens(TaskFailed) && !listens(TaskCanceled) && !lcTaskPool().isDebugEnabled())
+            return;
+        QString message;
+        switch (job->outcome(&message)) {
+        case Outcome::Succeeded:
+            if (listens(TaskFinished))
+                Q_EMIT q->taskFinished(job->id);
+            break;
+        case Outcome::Failed:
+            qCDebug(lcTaskPool) << "task" << job->id << "failed:" << message;
+            if (listens(TaskFailed))
+                Q_EMIT q->taskFailed(job->id, message);
+            break;
+        case Outcome::Cancelled:
+            if (listens(TaskCanceled))
+                Q_EMIT q->taskCanceled(job->id);
+            break;
+        }
+    }
+
+    void ExecutorCore::checkIdle()
+    {
+        if (m_busy && active == 0 && pending == 0) {
+            m_busy = false;
+            if (listens(Idle))
+                Q_EMIT q->idle();
+        }
+    }
+
+    void ExecutorCore::beginShutdown(bool cancelFutures)
+    {
+        const auto self = shared_from_this(); // destroying idle workers may release the last owner
+        std::vector<Job*> jobs;
+        bool first = false;
+        {
+            std::lock_guard lock(m_incomingMutex);
+            first = !shutdown.exchange(true);
+            jobs.swap(m_incoming);
+        }
+        for (Job* job : jobs) {
+            enqueue(job);
+            job->deref();
+        }
+        if (first && q)
+            Q_EMIT q->isShutdownChanged(true);
+        if (cancelFutures && m_head) {
+            while (Job* job = popFront())
+                drop(job);
+            if (listens(PendingCountChanged))
+                Q_EMIT q->pendingCountChanged(pending);
+            checkIdle();
+        }
+        if (!m_head) {
+            // Idle workers have nothing left to do: end them here rather than through the event
+            // loop, which may not run again.
+            for (Worker* worker : std::exchange(m_idle, {})) {
+                auto handle = worker->idleHandle;
+                leave(worker);
+                handle.destroy();
+            }
+        }
+    }
+
+    int ExecutorCore::signalOf(const QMetaMethod& method)
+    {
+        static const QMetaMethod known[SignalCount] = {
+            QMetaMethod::fromSignal(&TaskPoolExecutor::pendingCountChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::activeCountChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskStarted),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskFinished),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskCanceled),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
+        };
+        return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
+    }
+
+    void ExecutorCore::countListener(const QMetaMethod& method, int delta)
+    {
+        // An invalid method on disconnect means "all of them": keep the counts (emitting to nobody
+        // is only slower, never wrong).
+        if (const int signal = signalOf(method); signal < SignalCount)
+            m_listeners[signal].fetch_add(delta, std::memory_order_relaxed);
+    }
+
+    void ExecutorCore::setMaxWorkers(int value)
+    {
+        checkedMaxWorkers(value);
+        if (value == maxWorkers)
+            return;
+        maxWorkers = value;
+        if (m_workers.size() < size_t(value))
+            m_workers.resize(value, nullptr);
+        // Idle workers beyond the new bound leave now; busy ones once their task ends.
+        std::erase_if(m_idle, [this](Worker* worker) {
+            if (worker->index < maxWorkers)
+                return false;
             auto handle = worker->idleHandle;
             leave(worker);
             handle.destroy();
-        }
+            return true;
+        });
+        if (q)
+            Q_EMIT q->maxWorkersChanged(maxWorkers);
+        for (int spare = pending; spare > 0 && workerCount < maxWorkers && !shutdown; --spare)
+            spawn();
     }
-}
-
-void ExecutorCore::setMaxWorkers(int value)
-{
-    checkedMaxWorkers(value);
-    if (value == maxWorkers)
-        return;
-    maxWorkers = value;
-    if (m_workers.size() < size_t(value))
-        m_workers.resize(value, nullptr);
-    // Idle workers beyond the new bound leave now; busy ones once their task ends.
-    std::erase_if(m_idle, [this](Worker *worker) {
-        if (worker->index < maxWorkers)
-            return false;
-        auto handle = worker->idleHandle;
-        leave(worker);
-        handle.destroy();
-        return true;
-    });
-    if (q)
-        Q_EMIT q->maxWorkersChanged(maxWorkers);
-    for (int spare = pending; spare > 0 && workerCount < maxWorkers && !shutdown; --spare)
-        spawn();
-}
 
 } // namespace detail
 
-TaskPoolExecutor::TaskPoolExecutor(QObject *parent) : TaskPoolExecutor(QThread::idealThreadCount(), {}, parent) { }
+TaskPoolExecutor::TaskPoolExecutor(QObject* parent) : TaskPoolExecutor(QThread::idealThreadCount(), {}, parent) { }
 
-TaskPoolExecutor::TaskPoolExecutor(int maxWorkers, const QString &taskNamePrefix, QObject *parent)
-    : QObject(parent), d(std::make_shared<detail::ExecutorCore>(this, maxWorkers, taskNamePrefix))
+TaskPoolExecutor::TaskPoolExecutor(int maxWorkers, const QString& taskNamePrefix, QObject* parent) :
+    QObject(parent), d(std::make_shared<detail::ExecutorCore>(this, maxWorkers, taskNamePrefix))
 {
 }
 
@@ -408,7 +424,7 @@ QString TaskPoolExecutor::taskNamePrefix() const
     return d->prefix;
 }
 
-void TaskPoolExecutor::setTaskNamePrefix(const QString &prefix)
+void TaskPoolExecutor::setTaskNamePrefix(const QString& prefix)
 {
     const QString value = prefix.isEmpty() ? d->defaultPrefix : prefix;
     if (value == d->prefix)
@@ -449,11 +465,21 @@ bool TaskPoolExecutor::isShutdown() const
 
 QString TaskPoolExecutor::currentWorkerName()
 {
-    const auto &current = detail::currentWorker;
+    const auto& current = detail::currentWorker;
     return current.core ? current.core->workerName(current.index) : QString();
 }
 
-void TaskPoolExecutor::enqueue(detail::Job *job)
+void TaskPoolExecutor::connectNotify(const QMetaMethod& signal)
+{
+    d->countListener(signal, +1);
+}
+
+void TaskPoolExecutor::disconnectNotify(const QMetaMethod& signal)
+{
+    d->countListener(signal, -1);
+}
+
+void TaskPoolExecutor::enqueue(detail::Job* job)
 {
     if (QThread::currentThread() == d->thread)
         d->enqueue(job);

@@ -6,6 +6,7 @@
 #include <QLoggingCategory>
 #include <QThread>
 
+#include <array>
 #include <atomic>
 #include <coroutine>
 #include <memory>
@@ -19,38 +20,52 @@ namespace TaskPool::detail {
 //! The executor's state. It outlives the TaskPoolExecutor object while work remains (every worker
 //! coroutine holds it), which is how destroying the executor lets queued and running work finish.
 //! Everything but `incoming`, `shutdown` and `thread` belongs to the executor's thread.
-class ExecutorCore : public std::enable_shared_from_this<ExecutorCore>
-{
+class ExecutorCore : public std::enable_shared_from_this<ExecutorCore> {
 public:
-    struct Worker
-    {
+    struct Worker {
         int index;
         std::coroutine_handle<> idleHandle; // set while suspended waiting for work
     };
 
-    ExecutorCore(TaskPoolExecutor *q, int maxWorkers, QString prefix);
+    ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
 
     // Submission.
-    void enqueue(Job *job); // executor thread
-    void enqueueRemote(Job *job); // any other thread
+    void enqueue(Job* job); // executor thread
+    void enqueueRemote(Job* job); // any other thread
     void takeIncoming();
 
     // Worker life.
-    Job *take(Worker &worker);
-    bool shouldLeave(const Worker &worker) const;
-    void start(Worker &worker, Job *job);
-    void end(Job *job);
-    void leave(Worker *worker);
-    void park(Worker &worker, std::coroutine_handle<> handle);
+    Job* take(Worker& worker);
+    bool shouldLeave(const Worker& worker) const;
+    void start(Worker& worker, Job* job);
+    void end(Job* job);
+    void leave(Worker* worker);
+    void park(Worker& worker, std::coroutine_handle<> handle);
 
-    void jobCancelled(Job *job);
+    void jobCancelled(Job* job);
     void beginShutdown(bool cancelFutures);
     void setMaxWorkers(int maxWorkers);
     bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
     QString workerName(int index) const { return prefix + u'_' + QString::number(index); }
 
-    TaskPoolExecutor *q; // null once the executor object is gone: no more signals
-    QThread *const thread;
+    //! The signals emitted per task; emitting one nobody listens to still costs a call into
+    //! QMetaObject::activate, so the executor counts listeners (connectNotify) and skips those.
+    enum Signal {
+        PendingCountChanged,
+        ActiveCountChanged,
+        TaskStarted,
+        TaskFinished,
+        TaskFailed,
+        TaskCanceled,
+        Idle,
+        SignalCount
+    };
+    static int signalOf(const QMetaMethod& method);
+    bool listens(Signal signal) const { return q && m_listeners[signal].load(std::memory_order_relaxed) > 0; }
+    void countListener(const QMetaMethod& method, int delta);
+
+    TaskPoolExecutor* q; // null once the executor object is gone: no more signals
+    QThread* const thread;
     int maxWorkers;
     QString prefix;
     const QString defaultPrefix;
@@ -61,23 +76,24 @@ public:
     std::vector<std::coroutine_handle<>> shutdownWaiters;
 
 private:
-    void push(Job *job);
-    Job *popFront();
-    void unlink(Job *job);
-    void drop(Job *job);
+    void push(Job* job);
+    Job* popFront();
+    void unlink(Job* job);
+    void drop(Job* job);
     void spawn();
     void wakeOrSpawn();
-    void report(Job *job);
+    void report(Job* job);
     void checkIdle();
 
-    Job *m_head = nullptr;
-    Job *m_tail = nullptr;
-    std::vector<Worker *> m_workers; // by index; null where no worker
-    std::vector<Worker *> m_idle;
+    Job* m_head = nullptr;
+    Job* m_tail = nullptr;
+    std::vector<Worker*> m_workers; // by index; null where no worker
+    std::vector<Worker*> m_idle;
     bool m_busy = false;
+    std::array<std::atomic<int>, SignalCount> m_listeners {};
 
     std::mutex m_incomingMutex;
-    std::vector<Job *> m_incoming;
+    std::vector<Job*> m_incoming;
     bool m_incomingPosted = false;
 };
 

@@ -184,6 +184,10 @@ Q_SIGNALS:
     //! No task runs and none is queued any more.
     void idle();
 
+protected:
+    void connectNotify(const QMetaMethod& signal) override;
+    void disconnectNotify(const QMetaMethod& signal) override;
+
 private:
     friend class detail::ExecutorCore;
     template <typename, typename...> friend class detail::MapState;
