@@ -86,7 +86,7 @@ public:
     //! True when the future was cancelled; unlike QFuture::isCanceled(), false when it failed.
     bool cancelled() const { return detail::isCancelled<T>(*this); }
     //! True when the future has its final outcome: a result, an exception or a cancellation.
-    bool done() const { return m_job ? m_job->isSettled() : this->isFinished(); }
+    bool done() const { return m_job ? m_job->isSettled() : detail::isSettled<T>(*this); }
     //! The task's exception; null when it succeeded or has not settled yet.
     /*! \throws CancelledError when the future was cancelled (as Python's Future.exception()). */
     std::exception_ptr exception() const

@@ -135,7 +135,7 @@ template <typename Fn, typename... Args> struct Call {
 template <typename T, typename Fn, typename... Args> struct PromiseCall {
     Fn fn;
     std::tuple<Args...> args;
-    std::optional<QPromise<T>> promise; // made when the task starts, dropped after it settled
+    std::optional<QPromise<T>> promise {}; // made when the task starts, dropped after it settled
     decltype(auto) invoke()
     {
         return std::apply(
