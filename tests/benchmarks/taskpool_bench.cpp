@@ -1,0 +1,989 @@
+// SPDX-License-Identifier: MIT
+// TaskPool benchmarks: the same workloads, in one process and one run, for
+//  - TaskPoolExecutor,
+//  - a bare QCoro baseline (N QCoro::Task created and awaited, no bound),
+//  - a hand-written minimal pool (K worker coroutines over a std::deque of jobs, a counter as the
+//    semaphore, one QPromise per job, results awaited through QCoro's co_await QFuture),
+//  - QtConcurrent::run on a QThreadPool of maxWorkers threads.
+// Times are medians of wall-clock runs, from the pool's construction to the last result read.
+// `--callgrind <workload>` runs one workload once (after an uncounted warm-up) between
+// CALLGRIND_TOGGLE_COLLECT markers, for tests/benchmarks/callgrind.sh.
+#include <taskpool/taskpool.h>
+
+#include <QAbstractEventDispatcher>
+#include <QCoreApplication>
+#include <QCoro/QCoroAsyncGenerator>
+#include <QCoro/QCoroFuture>
+#include <QCoro/QCoroTask>
+#include <QCoro/QCoroTimer>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QPromise>
+#include <QSemaphore>
+#include <QThread>
+#include <QThreadPool>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <vector>
+
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define BENCH_TOGGLE_COLLECT() CALLGRIND_TOGGLE_COLLECT
+#else
+#define BENCH_TOGGLE_COLLECT() ((void)0)
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// ---- the tasks -----------------------------------------------------------------------------------
+
+//! One event-loop hop: one posted event per resumption (what any Qt-side wake-up costs).
+struct PostedYield
+{
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> handle) const
+    {
+        QMetaObject::invokeMethod(qApp, [handle] { handle.resume(); }, Qt::QueuedConnection);
+    }
+    void await_resume() const noexcept { }
+};
+
+QCoro::Task<int> trivialTask(int i)
+{
+    co_return i;
+}
+
+QCoro::Task<int> hopTask(int i)
+{
+    co_await PostedYield {};
+    co_return i;
+}
+
+QCoro::Task<int> sleepTask(int i)
+{
+    co_await QCoro::sleepFor(10ms);
+    co_return i;
+}
+
+int trivialFn(int i)
+{
+    return i;
+}
+
+int sleepFn(int i)
+{
+    QThread::msleep(10);
+    return i;
+}
+
+using TaskFn = QCoro::Task<int> (*)(int);
+using PlainFn = int (*)(int);
+
+//! Holds tasks until release(); the blocker of the memory measurements.
+struct Gate
+{
+    bool entered = false;
+    bool open = false;
+    std::vector<std::coroutine_handle<>> waiters;
+
+    auto operator co_await()
+    {
+        struct Awaiter
+        {
+            Gate &gate;
+            bool await_ready() const noexcept { return gate.open; }
+            void await_suspend(std::coroutine_handle<> handle) { gate.waiters.push_back(handle); }
+            void await_resume() const noexcept { }
+        };
+        return Awaiter { *this };
+    }
+    void release()
+    {
+        open = true;
+        for (auto handle : std::exchange(waiters, {}))
+            QMetaObject::invokeMethod(qApp, [handle] { handle.resume(); }, Qt::QueuedConnection);
+    }
+};
+
+QCoro::Task<int> gatedTask(Gate *gate)
+{
+    gate->entered = true;
+    co_await *gate;
+    co_return 0;
+}
+
+// ---- the hand-written minimal pool ---------------------------------------------------------------
+
+//! A coroutine nobody awaits: starts at once, frees its frame when it returns.
+struct Detached
+{
+    struct promise_type
+    {
+        Detached get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() const noexcept { return {}; }
+        std::suspend_never final_suspend() const noexcept { return {}; }
+        void return_void() const noexcept { }
+        void unhandled_exception() const noexcept { std::terminate(); }
+    };
+};
+
+//! K worker coroutines over a deque of jobs, one QPromise per job: the least a pool must do.
+class MiniPool
+{
+public:
+    explicit MiniPool(int maxWorkers) : m_maxWorkers(maxWorkers) { }
+    MiniPool(const MiniPool &) = delete;
+    MiniPool &operator=(const MiniPool &) = delete;
+
+    template<typename Fn, typename Arg>
+    QFuture<int> submit(Fn fn, Arg arg)
+    {
+        Job &job = m_jobs.emplace_back();
+        job.work = [fn, arg] { return fn(arg); };
+        QFuture<int> future = job.promise.future();
+        if (m_running < m_maxWorkers) {
+            ++m_running;
+            worker();
+        }
+        return future;
+    }
+
+private:
+    struct Job
+    {
+        std::function<QCoro::Task<int>()> work;
+        QPromise<int> promise;
+    };
+
+    Detached worker()
+    {
+        co_await PostedYield {}; // never run a job inside submit()
+        while (!m_jobs.empty()) {
+            Job job = std::move(m_jobs.front());
+            m_jobs.pop_front();
+            job.promise.start();
+            try {
+                job.promise.addResult(co_await job.work());
+            } catch (...) {
+                job.promise.setException(std::current_exception());
+            }
+            job.promise.finish();
+        }
+        --m_running;
+    }
+
+    std::deque<Job> m_jobs;
+    int m_maxWorkers;
+    int m_running = 0;
+};
+
+// ---- measurements --------------------------------------------------------------------------------
+
+struct Result
+{
+    qint64 sum = 0;
+    double seconds = 0;
+};
+
+double elapsed(const QElapsedTimer &timer)
+{
+    return double(timer.nsecsElapsed()) * 1e-9;
+}
+
+//! Lets leftovers of the previous run (posted events, deferred deletes) go before the next one.
+void drainEvents()
+{
+    for (int i = 0; i < 3; ++i) {
+        QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+        QCoreApplication::processEvents(QEventLoop::AllEvents);
+    }
+}
+
+// Submit N, then await every result in order.
+
+QCoro::Task<Result> taskPoolAll(int workers, int n, TaskFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    TaskPool::TaskPoolExecutor pool(workers);
+    std::vector<TaskPool::Future<int>> futures;
+    futures.reserve(n);
+    for (int i = 0; i < n; ++i)
+        futures.push_back(pool.submit(fn, i));
+    qint64 sum = 0;
+    for (auto &future : futures)
+        sum += co_await future;
+    const double seconds = elapsed(timer);
+    co_await pool.shutdown();
+    co_return Result { sum, seconds };
+}
+
+QCoro::Task<Result> miniAll(int workers, int n, TaskFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    MiniPool pool(workers);
+    std::vector<QFuture<int>> futures;
+    futures.reserve(n);
+    for (int i = 0; i < n; ++i)
+        futures.push_back(pool.submit(fn, i));
+    qint64 sum = 0;
+    for (auto &future : futures)
+        sum += co_await future;
+    co_return Result { sum, elapsed(timer) };
+}
+
+QCoro::Task<Result> bareAll(int n, TaskFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    std::vector<QCoro::Task<int>> tasks;
+    tasks.reserve(n);
+    for (int i = 0; i < n; ++i)
+        tasks.push_back(fn(i));
+    qint64 sum = 0;
+    for (auto &task : tasks)
+        sum += co_await task;
+    co_return Result { sum, elapsed(timer) };
+}
+
+Result qtConcurrentAll(int workers, int n, PlainFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    QThreadPool pool;
+    pool.setMaxThreadCount(workers);
+    std::vector<QFuture<int>> futures;
+    futures.reserve(n);
+    for (int i = 0; i < n; ++i)
+        futures.push_back(QtConcurrent::run(&pool, fn, i));
+    qint64 sum = 0;
+    for (auto &future : futures)
+        sum += future.result();
+    const double seconds = elapsed(timer);
+    futures.clear();
+    pool.waitForDone();
+    return { sum, seconds };
+}
+
+// Ordered results with `buffer` items outstanding: map(), or its equivalent by hand.
+
+qint64 heapInUse();
+qint64 rssBytes();
+
+//! Heap in use and RSS every million items of an infinite map: flat when memory is constant.
+struct MemorySample
+{
+    qint64 items, heap, rss;
+};
+std::vector<MemorySample> mapMemorySamples;
+
+QCoro::Task<Result> taskPoolMap(int workers, qint64 n, int buffer, TaskFn fn, bool infinite = false)
+{
+    QElapsedTimer timer;
+    timer.start();
+    TaskPool::TaskPoolExecutor pool(workers);
+    TaskPool::MapOptions options;
+    options.bufferSize = buffer;
+    qint64 sum = 0;
+    if (infinite) {
+        qint64 count = 0;
+        auto results = pool.map(options, fn, std::views::iota(0));
+        QCORO_FOREACH(int r, results)
+        {
+            sum += r;
+            if (++count % 1'000'000 == 0)
+                mapMemorySamples.push_back({ count, heapInUse(), rssBytes() });
+            if (count == n)
+                break;
+        }
+    } else {
+        auto results = pool.map(options, fn, std::views::iota(0, int(n)));
+        QCORO_FOREACH(int r, results)
+        {
+            sum += r;
+        }
+    }
+    const double seconds = elapsed(timer);
+    co_await pool.shutdown();
+    co_return Result { sum, seconds };
+}
+
+QCoro::Task<Result> taskPoolWindow(int workers, qint64 n, int buffer, TaskFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    TaskPool::TaskPoolExecutor pool(workers);
+    std::deque<TaskPool::Future<int>> window;
+    qint64 next = 0;
+    for (; next < n && next < buffer; ++next)
+        window.push_back(pool.submit(fn, int(next)));
+    qint64 sum = 0;
+    while (!window.empty()) {
+        TaskPool::Future<int> future = std::move(window.front());
+        window.pop_front();
+        if (next < n)
+            window.push_back(pool.submit(fn, int(next++)));
+        sum += co_await future;
+    }
+    const double seconds = elapsed(timer);
+    co_await pool.shutdown();
+    co_return Result { sum, seconds };
+}
+
+QCoro::Task<Result> miniWindow(int workers, qint64 n, int buffer, TaskFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    MiniPool pool(workers);
+    std::deque<QFuture<int>> window;
+    qint64 next = 0;
+    for (; next < n && next < buffer; ++next)
+        window.push_back(pool.submit(fn, int(next)));
+    qint64 sum = 0;
+    while (!window.empty()) {
+        QFuture<int> future = std::move(window.front());
+        window.pop_front();
+        if (next < n)
+            window.push_back(pool.submit(fn, int(next++)));
+        sum += co_await future;
+    }
+    co_return Result { sum, elapsed(timer) };
+}
+
+QCoro::Task<Result> bareWindow(qint64 n, int buffer, TaskFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    std::deque<QCoro::Task<int>> window;
+    qint64 next = 0;
+    for (; next < n && next < buffer; ++next)
+        window.push_back(fn(int(next)));
+    qint64 sum = 0;
+    while (!window.empty()) {
+        QCoro::Task<int> task = std::move(window.front());
+        window.pop_front();
+        if (next < n)
+            window.push_back(fn(int(next++)));
+        sum += co_await task;
+    }
+    co_return Result { sum, elapsed(timer) };
+}
+
+Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
+{
+    QElapsedTimer timer;
+    timer.start();
+    QThreadPool pool;
+    pool.setMaxThreadCount(workers);
+    std::deque<QFuture<int>> window;
+    qint64 next = 0;
+    for (; next < n && next < buffer; ++next)
+        window.push_back(QtConcurrent::run(&pool, fn, int(next)));
+    qint64 sum = 0;
+    while (!window.empty()) {
+        QFuture<int> future = std::move(window.front());
+        window.pop_front();
+        if (next < n)
+            window.push_back(QtConcurrent::run(&pool, fn, int(next++)));
+        sum += future.result();
+    }
+    const double seconds = elapsed(timer);
+    pool.waitForDone();
+    return { sum, seconds };
+}
+
+// ---- dispatch ------------------------------------------------------------------------------------
+
+enum class Workload { Trivial, Hop, Map, Sleep };
+enum class Impl { TaskPool, TaskPoolWindow, Mini, Bare, QtConcurrent };
+
+const char *workloadName(Workload w)
+{
+    switch (w) {
+    case Workload::Trivial:
+        return "trivial";
+    case Workload::Hop:
+        return "hop";
+    case Workload::Map:
+        return "map";
+    case Workload::Sleep:
+        return "sleep";
+    }
+    return "?";
+}
+
+const char *implName(Impl impl)
+{
+    switch (impl) {
+    case Impl::TaskPool:
+        return "taskpool";
+    case Impl::TaskPoolWindow:
+        return "taskpool-window";
+    case Impl::Mini:
+        return "handwritten";
+    case Impl::Bare:
+        return "bare-qcoro";
+    case Impl::QtConcurrent:
+        return "qtconcurrent";
+    }
+    return "?";
+}
+
+constexpr int mapBuffer = 64;
+
+bool applicable(Workload w, Impl impl)
+{
+    if (impl == Impl::QtConcurrent && w == Workload::Hop)
+        return false; // a QThreadPool thread has no event loop to hop through
+    if (impl == Impl::TaskPoolWindow)
+        return w == Workload::Map;
+    return true;
+}
+
+//! Runs one workload once; nullopt when it does not apply to the implementation.
+std::optional<Result> runOnce(Workload w, Impl impl, int workers, qint64 n)
+{
+    if (!applicable(w, impl))
+        return std::nullopt;
+    const TaskFn fn = w == Workload::Hop ? hopTask : w == Workload::Sleep ? sleepTask : trivialTask;
+    const PlainFn plain = w == Workload::Sleep ? sleepFn : trivialFn;
+    Result result;
+    if (w == Workload::Map) {
+        switch (impl) {
+        case Impl::TaskPool:
+            result = QCoro::waitFor(taskPoolMap(workers, n, mapBuffer, fn));
+            break;
+        case Impl::TaskPoolWindow:
+            result = QCoro::waitFor(taskPoolWindow(workers, n, mapBuffer, fn));
+            break;
+        case Impl::Mini:
+            result = QCoro::waitFor(miniWindow(workers, n, mapBuffer, fn));
+            break;
+        case Impl::Bare:
+            result = QCoro::waitFor(bareWindow(n, mapBuffer, fn));
+            break;
+        case Impl::QtConcurrent:
+            result = qtConcurrentWindow(workers, n, mapBuffer, plain);
+            break;
+        }
+    } else {
+        switch (impl) {
+        case Impl::TaskPool:
+            result = QCoro::waitFor(taskPoolAll(workers, int(n), fn));
+            break;
+        case Impl::Mini:
+            result = QCoro::waitFor(miniAll(workers, int(n), fn));
+            break;
+        case Impl::Bare:
+            result = QCoro::waitFor(bareAll(int(n), fn));
+            break;
+        case Impl::QtConcurrent:
+            result = qtConcurrentAll(workers, int(n), plain);
+            break;
+        case Impl::TaskPoolWindow:
+            break;
+        }
+    }
+    drainEvents();
+    const qint64 expected = n * (n - 1) / 2;
+    if (result.sum != expected) {
+        std::fprintf(stderr, "%s/%s: wrong sum %lld, expected %lld\n", workloadName(w), implName(impl),
+                     static_cast<long long>(result.sum), static_cast<long long>(expected));
+        std::exit(2);
+    }
+    return result;
+}
+
+double median(std::vector<double> values)
+{
+    std::sort(values.begin(), values.end());
+    const size_t m = values.size() / 2;
+    return values.size() % 2 ? values[m] : (values[m - 1] + values[m]) / 2;
+}
+
+// ---- memory --------------------------------------------------------------------------------------
+
+//! Bytes handed out by malloc (small chunks and mmapped blocks), headers included.
+qint64 heapInUse()
+{
+    const struct mallinfo2 info = mallinfo2();
+    return qint64(info.uordblks + info.hblkhd);
+}
+
+qint64 rssBytes()
+{
+    QFile file(QStringLiteral("/proc/self/statm"));
+    if (!file.open(QIODevice::ReadOnly))
+        return 0;
+    const QList<QByteArray> fields = file.readAll().split(' ');
+    return fields.size() > 1 ? fields[1].toLongLong() * sysconf(_SC_PAGESIZE) : 0;
+}
+
+qint64 statusKb(const char *field)
+{
+    QFile file(QStringLiteral("/proc/self/status"));
+    if (!file.open(QIODevice::ReadOnly))
+        return 0;
+    for (const QByteArray &line : file.readAll().split('\n')) {
+        if (line.startsWith(field))
+            return line.mid(int(std::strlen(field))).trimmed().split(' ').first().toLongLong();
+    }
+    return 0;
+}
+
+//! Resets VmHWM to the current RSS (Linux >= 4.0).
+void resetPeakRss()
+{
+    QFile file(QStringLiteral("/proc/self/clear_refs"));
+    if (file.open(QIODevice::WriteOnly))
+        file.write("5");
+}
+
+struct PendingMemory
+{
+    double heapPerTask = 0;
+    double rssPerTask = 0;
+};
+
+//! Returns free pages to the system first, so that RSS growth shows again.
+bool trimHeap()
+{
+    return malloc_trim(0);
+}
+
+struct MemoryProbe
+{
+    bool trimmed = trimHeap(); // initialised before the readings below
+    qint64 heap = heapInUse();
+    qint64 rss = rssBytes();
+    PendingMemory per(qint64 n) const
+    {
+        return { double(heapInUse() - heap) / double(n), double(rssBytes() - rss) / double(n) };
+    }
+};
+
+// One worker busy behind a gate, then N submitted tasks measured while they wait.
+
+QCoro::Task<PendingMemory> taskPoolPending(int n)
+{
+    TaskPool::TaskPoolExecutor pool(1);
+    Gate gate;
+    auto blocker = pool.submit(gatedTask, &gate);
+    while (!gate.entered)
+        co_await PostedYield {};
+    std::vector<TaskPool::Future<int>> futures;
+    futures.reserve(n);
+    const MemoryProbe probe;
+    for (int i = 0; i < n; ++i)
+        futures.push_back(pool.submit(trivialTask, i));
+    const PendingMemory memory = probe.per(n);
+    gate.release();
+    co_await blocker;
+    for (auto &future : futures)
+        co_await future;
+    co_await pool.shutdown();
+    co_return memory;
+}
+
+QCoro::Task<PendingMemory> miniPending(int n)
+{
+    MiniPool pool(1);
+    Gate gate;
+    auto blocker = pool.submit(gatedTask, &gate);
+    while (!gate.entered)
+        co_await PostedYield {};
+    std::vector<QFuture<int>> futures;
+    futures.reserve(n);
+    const MemoryProbe probe;
+    for (int i = 0; i < n; ++i)
+        futures.push_back(pool.submit(trivialTask, i));
+    const PendingMemory memory = probe.per(n);
+    gate.release();
+    co_await blocker;
+    for (auto &future : futures)
+        co_await future;
+    co_return memory;
+}
+
+QCoro::Task<PendingMemory> barePending(int n)
+{
+    Gate gate;
+    std::vector<QCoro::Task<int>> tasks;
+    tasks.reserve(n);
+    const MemoryProbe probe;
+    for (int i = 0; i < n; ++i)
+        tasks.push_back(gatedTask(&gate));
+    const PendingMemory memory = probe.per(n);
+    gate.release();
+    for (auto &task : tasks)
+        co_await task;
+    co_return memory;
+}
+
+PendingMemory qtConcurrentPending(int n)
+{
+    QThreadPool pool;
+    pool.setMaxThreadCount(1);
+    QSemaphore entered, gate;
+    auto blocker = QtConcurrent::run(&pool, [&entered, &gate] {
+        entered.release();
+        gate.acquire();
+        return 0;
+    });
+    entered.acquire();
+    std::vector<QFuture<int>> futures;
+    futures.reserve(n);
+    const MemoryProbe probe;
+    for (int i = 0; i < n; ++i)
+        futures.push_back(QtConcurrent::run(&pool, trivialFn, i));
+    const PendingMemory memory = probe.per(n);
+    gate.release();
+    for (auto &future : futures)
+        future.waitForFinished();
+    pool.waitForDone();
+    return memory;
+}
+
+// ---- options -------------------------------------------------------------------------------------
+
+struct Options
+{
+    std::vector<qint64> ns { 10'000, 100'000, 1'000'000 };
+    std::vector<int> workers { 1, 8, 64, 1024 };
+    int reps = 0; // 0: 3 below 1e6 items, 1 from 1e6 on
+    QString csv;
+    std::vector<std::string> only { "trivial", "hop", "map", "sleep", "memory", "mapmemory" };
+    qint64 memoryN = 100'000;
+    std::vector<qint64> mapMemoryItems { 1'000'000, 10'000'000 };
+    QString callgrind; // workload name
+    QString impl = QStringLiteral("taskpool");
+    std::optional<qint64> callgrindN;
+};
+
+template<typename T>
+std::vector<T> parseList(const char *text)
+{
+    std::vector<T> values;
+    for (const QByteArray &item : QByteArray(text).split(','))
+        values.push_back(T(item.trimmed().toDouble())); // accepts 1e5
+    return values;
+}
+
+void usage()
+{
+    std::puts("usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
+              "                      [--only trivial,hop,map,sleep,memory,mapmemory] [--memory-n N]\n"
+              "                      [--map-memory-items M[,M...]]\n"
+              "       taskpool_bench --callgrind trivial|hop|map|sleep [--impl taskpool|taskpool-window|\n"
+              "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
+}
+
+bool wants(const Options &o, const char *what)
+{
+    return std::find(o.only.begin(), o.only.end(), std::string(what)) != o.only.end();
+}
+
+std::optional<Workload> parseWorkload(const QString &name)
+{
+    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Sleep }) {
+        if (name == QLatin1String(workloadName(w)))
+            return w;
+    }
+    return std::nullopt;
+}
+
+std::optional<Impl> parseImpl(const QString &name)
+{
+    for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::Bare, Impl::QtConcurrent }) {
+        if (name == QLatin1String(implName(impl)))
+            return impl;
+    }
+    return std::nullopt;
+}
+
+// ---- modes ---------------------------------------------------------------------------------------
+
+int runCallgrind(const Options &o)
+{
+    const auto workload = parseWorkload(o.callgrind);
+    const auto impl = parseImpl(o.impl);
+    if (!workload || !impl) {
+        usage();
+        return 1;
+    }
+    const int workers = o.workers.size() == 1 ? o.workers.front() : (*workload == Workload::Sleep ? 100 : 8);
+    const qint64 n = o.callgrindN.value_or(*workload == Workload::Hop ? 20'000
+                                                   : *workload == Workload::Sleep ? 2'000
+                                                                                  : 100'000);
+    if (!applicable(*workload, *impl)) {
+        std::printf("callgrind %s %s: not applicable\n", workloadName(*workload), implName(*impl));
+        return 3;
+    }
+    runOnce(*workload, *impl, workers, std::min<qint64>(n, 1000)); // warm-up: lazy set-up stays uncounted
+    BENCH_TOGGLE_COLLECT();
+    runOnce(*workload, *impl, workers, n);
+    BENCH_TOGGLE_COLLECT();
+    std::printf("callgrind workload=%s impl=%s workers=%d n=%lld\n", workloadName(*workload), implName(*impl),
+                workers, static_cast<long long>(n));
+    return 0;
+}
+
+struct Row
+{
+    Workload workload;
+    Impl impl;
+    qint64 n;
+    int workers; // 0: unbounded
+    int reps;
+    double seconds;
+    double ratio; // seconds / the hand-written pool's seconds at the same maxWorkers
+};
+
+void printTable(Workload w, qint64 n, int reps, const std::vector<Row> &rows)
+{
+    std::printf("\n%s, N = %lld, median of %d run%s\n", workloadName(w), static_cast<long long>(n), reps,
+                reps == 1 ? "" : "s");
+    std::printf("  %10s  %-16s %11s %13s %10s %12s\n", "maxWorkers", "implementation", "time [ms]", "tasks/s",
+                "ns/task", "x handwritten");
+    for (const Row &row : rows) {
+        if (row.workload != w || row.n != n)
+            continue;
+        const std::string workers = row.workers ? std::to_string(row.workers) : std::string("unbounded");
+        std::printf("  %10s  %-16s %11.2f %13.0f %10.0f %12.2f\n", workers.c_str(), implName(row.impl),
+                    row.seconds * 1e3, double(n) / row.seconds, row.seconds * 1e9 / double(n), row.ratio);
+    }
+    std::fflush(stdout);
+}
+
+void runThroughput(const Options &o, std::vector<Row> &rows)
+{
+    const Impl impls[] = { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::QtConcurrent };
+    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map }) {
+        if (!wants(o, workloadName(w)))
+            continue;
+        for (qint64 n : o.ns) {
+            const int reps = o.reps ? o.reps : (n >= 1'000'000 ? 1 : 3);
+            std::fprintf(stderr, "[%s N=%lld]", workloadName(w), static_cast<long long>(n));
+            // The unbounded baseline does not depend on maxWorkers: measured once per N.
+            std::vector<double> bare;
+            for (int rep = 0; rep < reps; ++rep)
+                bare.push_back(runOnce(w, Impl::Bare, 0, n)->seconds);
+            const double bareSeconds = median(bare);
+            std::vector<Row> block;
+            for (int workers : o.workers) {
+                std::map<Impl, std::vector<double>> times;
+                for (int rep = 0; rep < reps; ++rep) { // interleaved, so that drift hits every implementation
+                    for (Impl impl : impls) {
+                        if (auto result = runOnce(w, impl, workers, n))
+                            times[impl].push_back(result->seconds);
+                    }
+                }
+                std::fprintf(stderr, " K=%d", workers);
+                const double mini = median(times[Impl::Mini]);
+                for (Impl impl : impls) {
+                    if (!times[impl].empty()) {
+                        const double seconds = median(times[impl]);
+                        block.push_back({ w, impl, n, workers, reps, seconds, seconds / mini });
+                    }
+                }
+                block.push_back({ w, Impl::Bare, n, workers, reps, bareSeconds, bareSeconds / mini });
+            }
+            std::fprintf(stderr, "\n");
+            printTable(w, n, reps, block);
+            for (Row &row : block) {
+                if (row.impl == Impl::Bare && row.workers != o.workers.front())
+                    continue; // one CSV row for the unbounded baseline
+                if (row.impl == Impl::Bare)
+                    row.workers = 0;
+                rows.push_back(row);
+            }
+        }
+    }
+}
+
+void runSleep(const Options &o, std::vector<Row> &rows)
+{
+    constexpr int n = 2000, workers = 100;
+    const int reps = o.reps ? o.reps : 3;
+    std::map<Impl, std::vector<double>> times;
+    const Impl impls[] = { Impl::TaskPool, Impl::Mini, Impl::QtConcurrent, Impl::Bare };
+    for (int rep = 0; rep < reps; ++rep) {
+        for (Impl impl : impls)
+            times[impl].push_back(runOnce(Workload::Sleep, impl, impl == Impl::Bare ? 0 : workers, n)->seconds);
+    }
+    const double mini = median(times[Impl::Mini]);
+    std::printf("\nsleep: %d tasks of 10 ms at %d workers (ideal 200 ms; bare QCoro is unbounded: ideal 10 ms), "
+                "median of %d\n",
+                n, workers, reps);
+    std::printf("  %-16s %11s %14s %12s\n", "implementation", "time [ms]", "vs ideal", "x handwritten");
+    for (Impl impl : impls) {
+        const double seconds = median(times[impl]);
+        const double ideal = impl == Impl::Bare ? 0.010 : 0.200;
+        std::printf("  %-16s %11.1f %+13.1f%% %12.2f\n", implName(impl), seconds * 1e3,
+                    (seconds / ideal - 1) * 100, seconds / mini);
+        rows.push_back({ Workload::Sleep, impl, n, impl == Impl::Bare ? 0 : workers, reps, seconds, seconds / mini });
+    }
+    std::fflush(stdout);
+}
+
+void runMemory(const Options &o)
+{
+    const int n = int(o.memoryN);
+    std::printf("\nmemory per pending task: %d trivial tasks queued behind one gated worker "
+                "(heap: mallinfo2 in-use bytes; RSS: /proc/self/statm), future handles excluded "
+                "(sizeof(TaskPool::Future<int>) = %zu, sizeof(QFuture<int>) = %zu)\n",
+                n, sizeof(TaskPool::Future<int>), sizeof(QFuture<int>));
+    std::printf("  %-16s %16s %16s\n", "implementation", "heap B/task", "RSS B/task");
+    auto print = [](Impl impl, PendingMemory m) {
+        std::printf("  %-16s %16.0f %16.0f\n", implName(impl), m.heapPerTask, m.rssPerTask);
+        std::fflush(stdout);
+    };
+    print(Impl::TaskPool, QCoro::waitFor(taskPoolPending(n)));
+    drainEvents();
+    print(Impl::Mini, QCoro::waitFor(miniPending(n)));
+    drainEvents();
+    print(Impl::QtConcurrent, qtConcurrentPending(n));
+    drainEvents();
+    print(Impl::Bare, QCoro::waitFor(barePending(n)));
+    drainEvents();
+}
+
+void runMapMemory(const Options &o)
+{
+    constexpr int buffer = 16, workers = 8;
+    std::printf("\nmap memory: items of an infinite range with bufferSize %d, %d workers: peak RSS growth "
+                "(VmHWM reset through /proc/self/clear_refs)\n",
+                buffer, workers);
+    std::printf("  %-16s %12s %14s %16s %10s\n", "implementation", "items", "peak +KiB", "heap after +B",
+                "time [s]");
+    for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini }) {
+        for (qint64 items : o.mapMemoryItems) {
+            std::fprintf(stderr, "[map memory %s %lld]\n", implName(impl), static_cast<long long>(items));
+            drainEvents();
+            malloc_trim(0);
+            const qint64 heapBefore = heapInUse();
+            const qint64 rssBeforeKb = statusKb("VmRSS:");
+            resetPeakRss();
+            Result r;
+            if (impl == Impl::TaskPool)
+                r = QCoro::waitFor(taskPoolMap(workers, items, buffer, trivialTask, true));
+            else if (impl == Impl::TaskPoolWindow)
+                r = QCoro::waitFor(taskPoolWindow(workers, items, buffer, trivialTask));
+            else
+                r = QCoro::waitFor(miniWindow(workers, items, buffer, trivialTask));
+            drainEvents();
+            const qint64 peakKb = statusKb("VmHWM:");
+            std::printf("  %-16s %12lld %14lld %16lld %10.2f\n", implName(impl), static_cast<long long>(items),
+                        static_cast<long long>(peakKb - rssBeforeKb),
+                        static_cast<long long>(heapInUse() - heapBefore), r.seconds);
+            if (impl == Impl::TaskPool && !mapMemorySamples.empty()) {
+                std::printf("  %-16s heap in use / RSS [KiB] every million items:", "");
+                for (const MemorySample &sample : std::exchange(mapMemorySamples, {}))
+                    std::printf(" %lld/%lld", static_cast<long long>(sample.heap / 1024),
+                                static_cast<long long>(sample.rss / 1024));
+                std::printf("\n");
+            }
+            std::fflush(stdout);
+        }
+    }
+}
+
+void writeCsv(const QString &path, const std::vector<Row> &rows)
+{
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Text)) {
+        std::fprintf(stderr, "cannot write %s\n", qPrintable(path));
+        return;
+    }
+    file.write("workload,impl,n,workers,reps,median_s,tasks_per_s,ratio_vs_handwritten\n");
+    for (const Row &row : rows) {
+        file.write(QStringLiteral("%1,%2,%3,%4,%5,%6,%7,%8\n")
+                           .arg(QLatin1String(workloadName(row.workload)), QLatin1String(implName(row.impl)))
+                           .arg(row.n)
+                           .arg(row.workers)
+                           .arg(row.reps)
+                           .arg(row.seconds, 0, 'g', 6)
+                           .arg(double(row.n) / row.seconds, 0, 'f', 0)
+                           .arg(row.ratio, 0, 'f', 3)
+                           .toUtf8());
+    }
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        const bool hasValue = i + 1 < argc;
+        if (arg == "--quick") {
+            o.ns = { 2'000, 20'000 };
+            o.memoryN = 20'000;
+            o.mapMemoryItems = { 100'000, 1'000'000 };
+        } else if (arg == "--n" && hasValue) {
+            o.ns = parseList<qint64>(argv[++i]);
+            o.callgrindN = o.ns.front();
+        } else if (arg == "--workers" && hasValue) {
+            o.workers = parseList<int>(argv[++i]);
+        } else if (arg == "--reps" && hasValue) {
+            o.reps = std::atoi(argv[++i]);
+        } else if (arg == "--csv" && hasValue) {
+            o.csv = QString::fromLocal8Bit(argv[++i]);
+        } else if (arg == "--only" && hasValue) {
+            o.only.clear();
+            for (const QByteArray &item : QByteArray(argv[++i]).split(','))
+                o.only.push_back(item.trimmed().toStdString());
+        } else if (arg == "--memory-n" && hasValue) {
+            o.memoryN = qint64(std::atof(argv[++i]));
+        } else if (arg == "--map-memory-items" && hasValue) {
+            o.mapMemoryItems = parseList<qint64>(argv[++i]);
+        } else if (arg == "--callgrind" && hasValue) {
+            o.callgrind = QString::fromLocal8Bit(argv[++i]);
+        } else if (arg == "--impl" && hasValue) {
+            o.impl = QString::fromLocal8Bit(argv[++i]);
+        } else {
+            usage();
+            return arg == "--help" || arg == "-h" ? 0 : 1;
+        }
+    }
+    if (!o.callgrind.isEmpty())
+        return runCallgrind(o);
+
+    std::printf("TaskPool benchmarks: Qt %s, QCoro 0.8, %d cores, event dispatcher %s\n", qVersion(),
+                QThread::idealThreadCount(), QAbstractEventDispatcher::instance()->metaObject()->className());
+    // Memory first, on a heap that no large run has grown yet.
+    if (wants(o, "memory"))
+        runMemory(o);
+    if (wants(o, "mapmemory"))
+        runMapMemory(o);
+    // Warm-up: lazy initialisations (thread pools, timers, dynamic symbol binding) stay unmeasured.
+    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map }) {
+        for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::Bare, Impl::QtConcurrent })
+            runOnce(w, impl, 8, 1000);
+    }
+    std::vector<Row> rows;
+    runThroughput(o, rows);
+    if (wants(o, "sleep"))
+        runSleep(o, rows);
+    if (!o.csv.isEmpty())
+        writeCsv(o.csv, rows);
+    return 0;
+}
