@@ -207,7 +207,9 @@ protected:
         }
     }
 
-    mutable QFutureInterface<T> m_fi;
+    // Pending until the task starts: QFuture::result() from another thread then waits for the
+    // result (a NoState future would return at once and read a missing one).
+    mutable QFutureInterface<T> m_fi { QFutureInterfaceBase::Pending };
 };
 
 //! Runs a Work (what to call or await) and settles the outcome store of Base (FutureJob, ValueJob).
