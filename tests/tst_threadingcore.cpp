@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -159,8 +160,6 @@ private Q_SLOTS:
             thread->wait();
             co_await pool.shutdown();
         }(returnedEarly));
-        QEXPECT_FAIL("", "core: a queued job's QFutureInterface is in NoState, so waitForResult() returns at once",
-                     Continue);
         QVERIFY(!returnedEarly.load());
     }
 
@@ -178,7 +177,14 @@ private Q_SLOTS:
             QObject context;
             Gate done;
             std::optional<QCoro::Task<void>> remote;
+            // The posted hand-off below is invisible to ThreadSanitizer: order the accesses to
+            // `remote` through a mutex it sees.
+            std::mutex remoteMutex;
+            {
+                std::lock_guard lock(remoteMutex);
+            }
             QMetaObject::invokeMethod(&receiver, [&] {
+                std::lock_guard lock(remoteMutex);
                 remote.emplace([](TaskPoolExecutor& pool, std::atomic<QThread*>& resumedIn, std::atomic<int>& result,
                                   QObject& context, Gate& done) -> QCoro::Task<void> {
                     auto future = pool.submit(square, 9);
@@ -192,7 +198,12 @@ private Q_SLOTS:
             CO_VERIFY(resumedIn.load() == &other);
             // Destroy the finished coroutine's handle in its own thread, then stop the thread.
             QMetaObject::invokeMethod(
-                &receiver, [&remote] { remote.reset(); }, Qt::BlockingQueuedConnection);
+                &receiver,
+                [&] {
+                    std::lock_guard lock(remoteMutex);
+                    remote.reset();
+                },
+                Qt::BlockingQueuedConnection);
             other.quit();
             other.wait();
             co_await pool.shutdown();

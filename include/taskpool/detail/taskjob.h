@@ -177,7 +177,11 @@ public:
     }
 
 protected:
-    void started() { m_fi.reportStarted(); }
+    // Started at submission, as QtConcurrent::run does: Qt's blocking waits (result(),
+    // waitForFinished()) only wait for a started future. The executor's taskStarted signal tells
+    // when the task really starts.
+    FutureJob() { m_fi.reportStarted(); }
+    void started() { }
     void markCancelled() override
     {
         m_fi.cancel();
