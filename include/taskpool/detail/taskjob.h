@@ -211,9 +211,9 @@ protected:
         }
     }
 
-    // Pending until the task starts: QFuture::result() from another thread then waits for the
-    // result (a NoState future would return at once and read a missing one).
-    mutable QFutureInterface<T> m_fi { QFutureInterfaceBase::Pending };
+    // Not Pending: Qt never clears that flag on a future cancelled before it started, and its
+    // blocking waits would then wait forever.
+    mutable QFutureInterface<T> m_fi;
 };
 
 //! Runs a Work (what to call or await) and settles the outcome store of Base (FutureJob, ValueJob).
