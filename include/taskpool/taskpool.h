@@ -6,3 +6,4 @@
 #include <taskpool/errors.h>
 #include <taskpool/executor.h>
 #include <taskpool/future.h>
+#include <taskpool/wait.h>
