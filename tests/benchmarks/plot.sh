@@ -53,13 +53,14 @@ panel() { # workload title
     echo "set output '$PNG'"
     echo "set multiplot layout 1,3 title 'TaskPool throughput versus maxWorkers (tasks/s, higher is better)'"
     echo "set logscale xy"
+    echo "set yrange [1000:*]"
     echo "set xrange [0.7:1500]"
     echo "set xtics (1, 8, 64, 1024)"
     echo "set format y '10^{%L}'"
     echo "set xlabel 'maxWorkers'"
     echo "set ylabel 'tasks/s'"
     echo "set grid"
-    echo "set key bottom left font ',9'"
+    echo "set key bottom left opaque font ',9'"
     panel trivial 'trivial task: submit all, await all'
     panel hop 'one event-loop hop per task'
     panel map 'ordered map, bufferSize 64'

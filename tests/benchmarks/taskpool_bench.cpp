@@ -22,6 +22,7 @@
 #include <QSemaphore>
 #include <QThread>
 #include <QThreadPool>
+#include <QTimer>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <malloc.h>
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <functional>
 #include <map>
@@ -74,9 +76,28 @@ QCoro::Task<int> hopTask(int i)
     co_return i;
 }
 
+//! A 10 ms sleep on a Qt::PreciseTimer. QCoro::sleepFor uses the default Qt::CoarseTimer, whose
+//! lateness (a few percent, more on a busy machine) adds up over the 20 sequential rounds of the
+//! sleep workload and would hide the pools' own overhead; `--coarse-sleep` measures that instead.
+struct PreciseSleep
+{
+    std::chrono::milliseconds duration;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> handle) const
+    {
+        QTimer::singleShot(duration, Qt::PreciseTimer, qApp, [handle] { handle.resume(); });
+    }
+    void await_resume() const noexcept { }
+};
+
+bool coarseSleep = false;
+
 QCoro::Task<int> sleepTask(int i)
 {
-    co_await QCoro::sleepFor(10ms);
+    if (coarseSleep)
+        co_await QCoro::sleepFor(10ms);
+    else
+        co_await PreciseSleep { 10ms };
     co_return i;
 }
 
@@ -197,13 +218,28 @@ private:
 struct Result
 {
     qint64 sum = 0;
-    double seconds = 0;
+    double seconds = 0; // wall clock
+    double cpu = 0; // CPU time of the whole process (every thread): robust to a busy machine
 };
 
-double elapsed(const QElapsedTimer &timer)
+double cpuNow()
 {
-    return double(timer.nsecsElapsed()) * 1e-9;
+    timespec ts {};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
+
+//! Wall-clock and process CPU time since construction.
+class Stopwatch
+{
+public:
+    Stopwatch() : m_cpu(cpuNow()) { m_wall.start(); }
+    Result lap(qint64 sum) const { return { sum, double(m_wall.nsecsElapsed()) * 1e-9, cpuNow() - m_cpu }; }
+
+private:
+    QElapsedTimer m_wall;
+    double m_cpu;
+};
 
 //! Lets leftovers of the previous run (posted events, deferred deletes) go before the next one.
 void drainEvents()
@@ -218,8 +254,7 @@ void drainEvents()
 
 QCoro::Task<Result> taskPoolAll(int workers, int n, TaskFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     TaskPool::TaskPoolExecutor pool(workers);
     std::vector<TaskPool::Future<int>> futures;
     futures.reserve(n);
@@ -228,15 +263,14 @@ QCoro::Task<Result> taskPoolAll(int workers, int n, TaskFn fn)
     qint64 sum = 0;
     for (auto &future : futures)
         sum += co_await future;
-    const double seconds = elapsed(timer);
+    const Result result = timer.lap(sum);
     co_await pool.shutdown();
-    co_return Result { sum, seconds };
+    co_return result;
 }
 
 QCoro::Task<Result> miniAll(int workers, int n, TaskFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     MiniPool pool(workers);
     std::vector<QFuture<int>> futures;
     futures.reserve(n);
@@ -245,13 +279,12 @@ QCoro::Task<Result> miniAll(int workers, int n, TaskFn fn)
     qint64 sum = 0;
     for (auto &future : futures)
         sum += co_await future;
-    co_return Result { sum, elapsed(timer) };
+    co_return timer.lap(sum);
 }
 
 QCoro::Task<Result> bareAll(int n, TaskFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     std::vector<QCoro::Task<int>> tasks;
     tasks.reserve(n);
     for (int i = 0; i < n; ++i)
@@ -259,13 +292,12 @@ QCoro::Task<Result> bareAll(int n, TaskFn fn)
     qint64 sum = 0;
     for (auto &task : tasks)
         sum += co_await task;
-    co_return Result { sum, elapsed(timer) };
+    co_return timer.lap(sum);
 }
 
 Result qtConcurrentAll(int workers, int n, PlainFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     QThreadPool pool;
     pool.setMaxThreadCount(workers);
     std::vector<QFuture<int>> futures;
@@ -275,10 +307,10 @@ Result qtConcurrentAll(int workers, int n, PlainFn fn)
     qint64 sum = 0;
     for (auto &future : futures)
         sum += future.result();
-    const double seconds = elapsed(timer);
+    const Result result = timer.lap(sum);
     futures.clear();
     pool.waitForDone();
-    return { sum, seconds };
+    return result;
 }
 
 // Ordered results with `buffer` items outstanding: map(), or its equivalent by hand.
@@ -295,8 +327,7 @@ std::vector<MemorySample> mapMemorySamples;
 
 QCoro::Task<Result> taskPoolMap(int workers, qint64 n, int buffer, TaskFn fn, bool infinite = false)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     TaskPool::TaskPoolExecutor pool(workers);
     TaskPool::MapOptions options;
     options.bufferSize = buffer;
@@ -319,15 +350,14 @@ QCoro::Task<Result> taskPoolMap(int workers, qint64 n, int buffer, TaskFn fn, bo
             sum += r;
         }
     }
-    const double seconds = elapsed(timer);
+    const Result result = timer.lap(sum);
     co_await pool.shutdown();
-    co_return Result { sum, seconds };
+    co_return result;
 }
 
 QCoro::Task<Result> taskPoolWindow(int workers, qint64 n, int buffer, TaskFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     TaskPool::TaskPoolExecutor pool(workers);
     std::deque<TaskPool::Future<int>> window;
     qint64 next = 0;
@@ -341,15 +371,14 @@ QCoro::Task<Result> taskPoolWindow(int workers, qint64 n, int buffer, TaskFn fn)
             window.push_back(pool.submit(fn, int(next++)));
         sum += co_await future;
     }
-    const double seconds = elapsed(timer);
+    const Result result = timer.lap(sum);
     co_await pool.shutdown();
-    co_return Result { sum, seconds };
+    co_return result;
 }
 
 QCoro::Task<Result> miniWindow(int workers, qint64 n, int buffer, TaskFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     MiniPool pool(workers);
     std::deque<QFuture<int>> window;
     qint64 next = 0;
@@ -363,13 +392,12 @@ QCoro::Task<Result> miniWindow(int workers, qint64 n, int buffer, TaskFn fn)
             window.push_back(pool.submit(fn, int(next++)));
         sum += co_await future;
     }
-    co_return Result { sum, elapsed(timer) };
+    co_return timer.lap(sum);
 }
 
 QCoro::Task<Result> bareWindow(qint64 n, int buffer, TaskFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     std::deque<QCoro::Task<int>> window;
     qint64 next = 0;
     for (; next < n && next < buffer; ++next)
@@ -382,13 +410,12 @@ QCoro::Task<Result> bareWindow(qint64 n, int buffer, TaskFn fn)
             window.push_back(fn(int(next++)));
         sum += co_await task;
     }
-    co_return Result { sum, elapsed(timer) };
+    co_return timer.lap(sum);
 }
 
 Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
 {
-    QElapsedTimer timer;
-    timer.start();
+    const Stopwatch timer;
     QThreadPool pool;
     pool.setMaxThreadCount(workers);
     std::deque<QFuture<int>> window;
@@ -403,9 +430,9 @@ Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
             window.push_back(QtConcurrent::run(&pool, fn, int(next++)));
         sum += future.result();
     }
-    const double seconds = elapsed(timer);
+    const Result result = timer.lap(sum);
     pool.waitForDone();
-    return { sum, seconds };
+    return result;
 }
 
 // ---- dispatch ------------------------------------------------------------------------------------
@@ -689,7 +716,7 @@ void usage()
 {
     std::puts("usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
               "                      [--only trivial,hop,map,sleep,memory,mapmemory] [--memory-n N]\n"
-              "                      [--map-memory-items M[,M...]]\n"
+              "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
               "       taskpool_bench --callgrind trivial|hop|map|sleep [--impl taskpool|taskpool-window|\n"
               "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
 }
@@ -753,20 +780,33 @@ struct Row
     int reps;
     double seconds;
     double ratio; // seconds / the hand-written pool's seconds at the same maxWorkers
+    double cpu; // process CPU seconds (all threads)
 };
+
+//! Medians of wall-clock and CPU time, taken separately.
+std::pair<double, double> medians(const std::vector<Result> &results)
+{
+    std::vector<double> wall, cpu;
+    for (const Result &r : results) {
+        wall.push_back(r.seconds);
+        cpu.push_back(r.cpu);
+    }
+    return { median(wall), median(cpu) };
+}
 
 void printTable(Workload w, qint64 n, int reps, const std::vector<Row> &rows)
 {
     std::printf("\n%s, N = %lld, median of %d run%s\n", workloadName(w), static_cast<long long>(n), reps,
                 reps == 1 ? "" : "s");
-    std::printf("  %10s  %-16s %11s %13s %10s %12s\n", "maxWorkers", "implementation", "time [ms]", "tasks/s",
-                "ns/task", "x handwritten");
+    std::printf("  %10s  %-16s %11s %13s %10s %12s %14s\n", "maxWorkers", "implementation", "time [ms]", "tasks/s",
+                "ns/task", "x handwritten", "CPU ns/task");
     for (const Row &row : rows) {
         if (row.workload != w || row.n != n)
             continue;
         const std::string workers = row.workers ? std::to_string(row.workers) : std::string("unbounded");
-        std::printf("  %10s  %-16s %11.2f %13.0f %10.0f %12.2f\n", workers.c_str(), implName(row.impl),
-                    row.seconds * 1e3, double(n) / row.seconds, row.seconds * 1e9 / double(n), row.ratio);
+        std::printf("  %10s  %-16s %11.2f %13.0f %10.0f %12.2f %14.0f\n", workers.c_str(), implName(row.impl),
+                    row.seconds * 1e3, double(n) / row.seconds, row.seconds * 1e9 / double(n), row.ratio,
+                    row.cpu * 1e9 / double(n));
     }
     std::fflush(stdout);
 }
@@ -781,28 +821,28 @@ void runThroughput(const Options &o, std::vector<Row> &rows)
             const int reps = o.reps ? o.reps : (n >= 1'000'000 ? 1 : 3);
             std::fprintf(stderr, "[%s N=%lld]", workloadName(w), static_cast<long long>(n));
             // The unbounded baseline does not depend on maxWorkers: measured once per N.
-            std::vector<double> bare;
+            std::vector<Result> bare;
             for (int rep = 0; rep < reps; ++rep)
-                bare.push_back(runOnce(w, Impl::Bare, 0, n)->seconds);
-            const double bareSeconds = median(bare);
+                bare.push_back(*runOnce(w, Impl::Bare, 0, n));
+            const auto [bareSeconds, bareCpu] = medians(bare);
             std::vector<Row> block;
             for (int workers : o.workers) {
-                std::map<Impl, std::vector<double>> times;
+                std::map<Impl, std::vector<Result>> times;
                 for (int rep = 0; rep < reps; ++rep) { // interleaved, so that drift hits every implementation
                     for (Impl impl : impls) {
                         if (auto result = runOnce(w, impl, workers, n))
-                            times[impl].push_back(result->seconds);
+                            times[impl].push_back(*result);
                     }
                 }
                 std::fprintf(stderr, " K=%d", workers);
-                const double mini = median(times[Impl::Mini]);
+                const double mini = medians(times[Impl::Mini]).first;
                 for (Impl impl : impls) {
                     if (!times[impl].empty()) {
-                        const double seconds = median(times[impl]);
-                        block.push_back({ w, impl, n, workers, reps, seconds, seconds / mini });
+                        const auto [seconds, cpu] = medians(times[impl]);
+                        block.push_back({ w, impl, n, workers, reps, seconds, seconds / mini, cpu });
                     }
                 }
-                block.push_back({ w, Impl::Bare, n, workers, reps, bareSeconds, bareSeconds / mini });
+                block.push_back({ w, Impl::Bare, n, workers, reps, bareSeconds, bareSeconds / mini, bareCpu });
             }
             std::fprintf(stderr, "\n");
             printTable(w, n, reps, block);
@@ -821,23 +861,24 @@ void runSleep(const Options &o, std::vector<Row> &rows)
 {
     constexpr int n = 2000, workers = 100;
     const int reps = o.reps ? o.reps : 3;
-    std::map<Impl, std::vector<double>> times;
+    std::map<Impl, std::vector<Result>> times;
     const Impl impls[] = { Impl::TaskPool, Impl::Mini, Impl::QtConcurrent, Impl::Bare };
     for (int rep = 0; rep < reps; ++rep) {
         for (Impl impl : impls)
-            times[impl].push_back(runOnce(Workload::Sleep, impl, impl == Impl::Bare ? 0 : workers, n)->seconds);
+            times[impl].push_back(*runOnce(Workload::Sleep, impl, impl == Impl::Bare ? 0 : workers, n));
     }
-    const double mini = median(times[Impl::Mini]);
-    std::printf("\nsleep: %d tasks of 10 ms at %d workers (ideal 200 ms; bare QCoro is unbounded: ideal 10 ms), "
-                "median of %d\n",
-                n, workers, reps);
+    const double mini = medians(times[Impl::Mini]).first;
+    std::printf("\nsleep: %d tasks of 10 ms (%s) at %d workers (ideal 200 ms; bare QCoro is unbounded: ideal "
+                "10 ms), median of %d\n",
+                n, coarseSleep ? "QCoro::sleepFor, coarse timer" : "precise timer", workers, reps);
     std::printf("  %-16s %11s %14s %12s\n", "implementation", "time [ms]", "vs ideal", "x handwritten");
     for (Impl impl : impls) {
-        const double seconds = median(times[impl]);
+        const auto [seconds, cpu] = medians(times[impl]);
         const double ideal = impl == Impl::Bare ? 0.010 : 0.200;
         std::printf("  %-16s %11.1f %+13.1f%% %12.2f\n", implName(impl), seconds * 1e3,
                     (seconds / ideal - 1) * 100, seconds / mini);
-        rows.push_back({ Workload::Sleep, impl, n, impl == Impl::Bare ? 0 : workers, reps, seconds, seconds / mini });
+        rows.push_back(
+                { Workload::Sleep, impl, n, impl == Impl::Bare ? 0 : workers, reps, seconds, seconds / mini, cpu });
     }
     std::fflush(stdout);
 }
@@ -911,9 +952,9 @@ void writeCsv(const QString &path, const std::vector<Row> &rows)
         std::fprintf(stderr, "cannot write %s\n", qPrintable(path));
         return;
     }
-    file.write("workload,impl,n,workers,reps,median_s,tasks_per_s,ratio_vs_handwritten\n");
+    file.write("workload,impl,n,workers,reps,median_s,tasks_per_s,ratio_vs_handwritten,median_cpu_s\n");
     for (const Row &row : rows) {
-        file.write(QStringLiteral("%1,%2,%3,%4,%5,%6,%7,%8\n")
+        file.write(QStringLiteral("%1,%2,%3,%4,%5,%6,%7,%8,%9\n")
                            .arg(QLatin1String(workloadName(row.workload)), QLatin1String(implName(row.impl)))
                            .arg(row.n)
                            .arg(row.workers)
@@ -921,6 +962,7 @@ void writeCsv(const QString &path, const std::vector<Row> &rows)
                            .arg(row.seconds, 0, 'g', 6)
                            .arg(double(row.n) / row.seconds, 0, 'f', 0)
                            .arg(row.ratio, 0, 'f', 3)
+                           .arg(row.cpu, 0, 'g', 6)
                            .toUtf8());
     }
 }
@@ -938,6 +980,8 @@ int main(int argc, char **argv)
             o.ns = { 2'000, 20'000 };
             o.memoryN = 20'000;
             o.mapMemoryItems = { 100'000, 1'000'000 };
+        } else if (arg == "--coarse-sleep") {
+            coarseSleep = true;
         } else if (arg == "--n" && hasValue) {
             o.ns = parseList<qint64>(argv[++i]);
             o.callgrindN = o.ns.front();
