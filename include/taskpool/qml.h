@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT
+//! \file qml.h
+//! The QML side of TaskPool (library `TaskPool::Qml`): TaskFuture, the QML TaskPoolExecutor, and
+//! toTaskFuture(), which hands any C++ future to QML.
+#pragma once
+
+#include <taskpool/taskpool.h>
+#include <taskpool/taskpool_qml_export.h>
+
+#include <QFuture>
+#include <QJSEngine>
+#include <QJSValue>
+#include <QObject>
+#include <QPointer>
+#include <QVariant>
+
+#include <functional>
+#include <memory>
+#include <type_traits>
+
+template<typename T>
+class QFutureWatcher;
+
+namespace TaskPool {
+
+namespace detail {
+class StartTracker;
+}
+
+//! A future as QML sees it: live status, result, error and progress of any QFuture.
+/*!
+ * Made by `TaskPoolExecutor.submit()` in QML, or in C++ by toTaskFuture() from any
+ * `Future<T>`/`QFuture<T>`; the result is converted with `QVariant::fromValue`. It follows its
+ * QFuture through a QFutureWatcher, so it lives in (and signals in) the thread it was made in.
+ *
+ * `status` moves Pending -> Running -> one of Finished, Failed, Canceled (a task cancelled before
+ * it started goes straight from Pending to Canceled). When it settles, `result`/`error`/
+ * `progress` are updated first, then `statusChanged`, then `failed(error)` or `canceled()`, and
+ * last `finished()`, which is emitted for every outcome (as QFutureWatcher::finished is).
+ *
+ * `progress` is a fraction in 0..1: `(progressValue - progressMinimum) / (progressMaximum -
+ * progressMinimum)` once the task set a progress range through its `QPromise`
+ * (setProgressRange/setProgressValue), 0 before; it becomes 1 when the task finishes successfully.
+ * The raw numbers are `progressValue`, `progressMinimum`, `progressMaximum` and `progressText`.
+ *
+ * Ownership: toTaskFuture() and the QML executor return TaskFutures owned by the JavaScript
+ * engine (QJSEngine::JavaScriptOwnership): the engine deletes them when QML no longer references
+ * them, and at the latest when the engine itself is destroyed. A TaskFuture does not reference
+ * its executor, so it keeps working when the executor goes away first. While it is unsettled and
+ * JavaScript connected to one of its signals or called then(), it keeps itself alive (so
+ * `pool.submit(f).then(g)` needs no variable). Collecting a TaskFuture never cancels its task.
+ * A TaskFuture kept by C++ only must be given a parent (the engine never deletes an object that
+ * has one) or be deleted by its owner.
+ */
+class TASKPOOL_QML_EXPORT TaskFuture : public QObject
+{
+    Q_OBJECT
+    Q_PROPERTY(Status status READ status NOTIFY statusChanged)
+    //! True once the status is Finished, Failed or Canceled.
+    Q_PROPERTY(bool done READ isDone NOTIFY statusChanged)
+    Q_PROPERTY(QVariant result READ result NOTIFY resultChanged)
+    Q_PROPERTY(QString error READ error NOTIFY errorChanged)
+    Q_PROPERTY(qreal progress READ progress NOTIFY progressChanged)
+    Q_PROPERTY(int progressValue READ progressValue NOTIFY progressChanged)
+    Q_PROPERTY(int progressMinimum READ progressMinimum NOTIFY progressChanged)
+    Q_PROPERTY(int progressMaximum READ progressMaximum NOTIFY progressChanged)
+    Q_PROPERTY(QString progressText READ progressText NOTIFY progressChanged)
+
+public:
+    enum Status { Pending, Running, Finished, Failed, Canceled };
+    Q_ENUM(Status)
+
+    //! Follows \a future (a pool Future<T> is cancelled "at once" by cancel()).
+    template<typename T>
+    explicit TaskFuture(const QFuture<T> &future, QObject *parent = nullptr) : QObject(parent)
+    {
+        static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>,
+                      "a TaskFuture needs a copyable result type (it converts it with QVariant::fromValue)");
+        auto read = [future]() -> QVariant {
+            if constexpr (std::is_void_v<T>)
+                return {};
+            else if constexpr (std::is_same_v<T, QVariant>)
+                return detail::resultOf(future);
+            else
+                return QVariant::fromValue(detail::resultOf(future));
+        };
+        init(QFuture<void>(future), std::move(read), [f = future]() mutable {
+            if (f.isFinished() || f.isCanceled())
+                return false;
+            f.cancel();
+            return true;
+        });
+    }
+    //! Follows a pool future. A pool future counts as started from its submission on, so only with
+    //! its \a executor can the TaskFuture tell Pending (queued) from Running (it listens to
+    //! TaskPoolExecutor::taskStarted); without it, the status is Running until the task settles.
+    template<typename T>
+    explicit TaskFuture(const Future<T> &future, TaskPoolExecutor *executor = nullptr)
+        : TaskFuture(QFuture<T>(future))
+    {
+        m_cancel = [f = future]() mutable { return f.cancel(); };
+        if (executor && future.taskId() != 0)
+            trackStart(executor, future.taskId());
+    }
+    ~TaskFuture() override;
+
+    Status status() const { return m_status; }
+    bool isDone() const { return m_status >= Finished; }
+    //! The result once Finished; invalid (undefined in QML) otherwise.
+    QVariant result() const { return m_result; }
+    //! The failure's message once Failed; empty otherwise.
+    QString error() const { return m_error; }
+    qreal progress() const;
+    int progressValue() const { return m_progressValue; }
+    int progressMinimum() const { return m_progressMinimum; }
+    int progressMaximum() const { return m_progressMaximum; }
+    QString progressText() const { return m_progressText; }
+
+    //! Cancels the task; false when it had already settled. A pool future is cancelled at once (the
+    //! status is Canceled when this returns); see Future::cancel().
+    Q_INVOKABLE bool cancel();
+
+    //! Calls `onResult(result)` when the future finishes, or `onError(error)` when it fails or is
+    //! cancelled (error: the JavaScript value the task threw or rejected with, or an `Error` whose
+    //! `message` is the failure's message; `name` is "CancelledError" for a cancellation).
+    /*!
+     * Returns a JavaScript Promise for what the callback returns, as Promise.then() does; the
+     * callbacks always run later from the event loop, even when the future has already settled.
+     * A TaskFuture is therefore a thenable: `await`, `Promise.resolve()` and a submitted function
+     * returning it all work. Must be called from JavaScript (it needs the calling engine).
+     */
+    Q_INVOKABLE QJSValue then(const QJSValue &onResult = QJSValue(), const QJSValue &onError = QJSValue());
+
+Q_SIGNALS:
+    void statusChanged();
+    void resultChanged();
+    void errorChanged();
+    void progressChanged();
+    //! The task started running.
+    void started();
+    //! The task failed with the message \a error.
+    void failed(const QString &error);
+    //! The task was cancelled.
+    void canceled();
+    //! The future settled, whatever the outcome; emitted last.
+    void finished();
+
+protected:
+    void connectNotify(const QMetaMethod &signal) override;
+
+private:
+    friend class detail::StartTracker;
+    void init(QFuture<void> future, std::function<QVariant()> read, std::function<bool()> cancel);
+    void trackStart(TaskPoolExecutor *executor, quint64 taskId);
+    void markStarted();
+    void update();
+    void keepAlive();
+    QJSValue reason(QJSEngine *engine) const;
+
+    QFuture<void> m_future;
+    std::function<QVariant()> m_read;
+    std::function<bool()> m_cancel;
+    QFutureWatcher<void> *m_watcher = nullptr;
+    Status m_status = Pending;
+    bool m_tracksStart = false; // Running only once the executor said the task started
+    bool m_startSeen = false;
+    quint64 m_taskId = 0;
+    QPointer<detail::StartTracker> m_tracker;
+    QVariant m_result;
+    QString m_error;
+    std::exception_ptr m_failure;
+    int m_progressValue = 0;
+    int m_progressMinimum = 0;
+    int m_progressMaximum = 0;
+    QString m_progressText;
+    QJSValue m_self; // roots this object in its engine while it must stay alive
+    QList<QJSValue> m_deferred; // {promise, resolve, reject} of pending then() calls
+};
+
+//! Hands \a future to QML: a new TaskFuture owned by the JavaScript engine.
+/*!
+ * For a C++ backend's Q_INVOKABLE: `return TaskPool::toTaskFuture(m_pool.submit(job), &m_pool);`.
+ * The result is converted with QVariant::fromValue, and the TaskFuture follows the status and the
+ * progress the task reports through its QPromise. Pass the future's \a executor so that a queued
+ * task shows as Pending (see TaskFuture's constructor). Ownership passes to the engine the object is
+ * returned to (see TaskFuture).
+ */
+template<typename T>
+TaskFuture *toTaskFuture(const Future<T> &future, TaskPoolExecutor *executor = nullptr)
+{
+    auto *taskFuture = new TaskFuture(future, executor);
+    QJSEngine::setObjectOwnership(taskFuture, QJSEngine::JavaScriptOwnership);
+    return taskFuture;
+}
+//! \overload For any QFuture (cancel() then goes through QFuture::cancel()).
+template<typename T>
+TaskFuture *toTaskFuture(const QFuture<T> &future)
+{
+    auto *taskFuture = new TaskFuture(future);
+    QJSEngine::setObjectOwnership(taskFuture, QJSEngine::JavaScriptOwnership);
+    return taskFuture;
+}
+
+//! The `TaskPoolExecutor` QML type: a TaskPoolExecutor that runs JavaScript functions.
+/*!
+ * It owns a TaskPoolExecutor (executor()) and mirrors its properties. `submit(fn, ...args)` calls
+ * `fn(...args)` from the event loop once a worker slot is free (never inside submit() itself);
+ * when `fn` returns a Promise or any thenable, the slot stays taken until it settles. A returned
+ * value (or the Promise's value) is the result; a thrown error or a rejection fails the task with
+ * its message. Misuse (no function, after shutdown) throws a JavaScript error and changes nothing.
+ * Up to 8 arguments may follow `fn`; for more, pass an array.
+ *
+ * Destroying it shuts its executor down without waiting: queued and running tasks go on while the
+ * engine lives; tasks whose engine is destroyed before they start end Canceled.
+ */
+class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject
+{
+    Q_OBJECT
+    Q_PROPERTY(int maxWorkers READ maxWorkers WRITE setMaxWorkers NOTIFY maxWorkersChanged)
+    Q_PROPERTY(QString taskNamePrefix READ taskNamePrefix WRITE setTaskNamePrefix NOTIFY taskNamePrefixChanged)
+    Q_PROPERTY(int activeCount READ activeCount NOTIFY activeCountChanged)
+    Q_PROPERTY(int pendingCount READ pendingCount NOTIFY pendingCountChanged)
+    Q_PROPERTY(int workerCount READ workerCount NOTIFY workerCountChanged)
+    Q_PROPERTY(QStringList workerNames READ workerNames NOTIFY workerCountChanged)
+    Q_PROPERTY(bool isShutdown READ isShutdown NOTIFY isShutdownChanged)
+
+public:
+    explicit QmlTaskPoolExecutor(QObject *parent = nullptr);
+    ~QmlTaskPoolExecutor() override;
+
+    //! The C++ executor, e.g. to share it with a C++ backend.
+    TaskPoolExecutor *executor() const { return m_executor.get(); }
+
+    int maxWorkers() const;
+    //! Values <= 0 are refused with a QML warning (the bound is unchanged).
+    void setMaxWorkers(int maxWorkers);
+    QString taskNamePrefix() const;
+    void setTaskNamePrefix(const QString &prefix);
+    int activeCount() const;
+    int pendingCount() const;
+    int workerCount() const;
+    QStringList workerNames() const;
+    bool isShutdown() const;
+
+    Q_INVOKABLE TaskFuture *submit();
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
+                                const QJSValue &a4);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
+                                const QJSValue &a4, const QJSValue &a5);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
+                                const QJSValue &a4, const QJSValue &a5, const QJSValue &a6);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
+                                const QJSValue &a4, const QJSValue &a5, const QJSValue &a6, const QJSValue &a7);
+    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
+                                const QJSValue &a4, const QJSValue &a5, const QJSValue &a6, const QJSValue &a7,
+                                const QJSValue &a8);
+
+    //! Submits `fn(item)` for each element of the array \a items; returns the array of TaskFutures.
+    Q_INVOKABLE QJSValue map(const QJSValue &fn, const QJSValue &items);
+
+    //! Stops accepting work. \a options: `{wait: true, cancelFutures: false}` (both optional).
+    /*!
+     * Returns a TaskFuture that finishes when the running (and, unless cancelled, queued) work has
+     * ended, or at once with `wait: false`. Idempotent.
+     */
+    Q_INVOKABLE TaskFuture *shutdown(const QJSValue &options = QJSValue());
+
+Q_SIGNALS:
+    void maxWorkersChanged(int maxWorkers);
+    void taskNamePrefixChanged(const QString &prefix);
+    void activeCountChanged(int activeCount);
+    void pendingCountChanged(int pendingCount);
+    void workerCountChanged(int workerCount);
+    void isShutdownChanged(bool isShutdown);
+    //! No task runs and none is queued any more.
+    void idle();
+
+private:
+    TaskFuture *submitList(const QJSValue &fn, const QJSValueList &args);
+
+    std::unique_ptr<TaskPoolExecutor> m_executor;
+};
+
+} // namespace TaskPool

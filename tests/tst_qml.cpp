@@ -1,0 +1,765 @@
+// SPDX-License-Identifier: MIT
+// The TaskPool QML module, driven through QQmlEngine: the module loads from the build's copy of
+// the root qmldir, TaskPoolExecutor/TaskFuture behave in QML, and C++ futures reach QML.
+#include "testutil.h"
+
+#ifdef TASKPOOL_QML_IMPORT_DIR
+
+#include <taskpool/qml.h>
+
+#include <QFile>
+#include <QPointer>
+#include <QProcess>
+#include <QPromise>
+#include <QQmlComponent>
+#include <QQmlContext>
+#include <QQmlEngine>
+#include <QQmlExpression>
+#include <QRegularExpression>
+
+#include <memory>
+#include <stdexcept>
+
+using namespace TestUtil;
+using TaskPool::TaskFuture;
+
+namespace {
+
+const QString importDir = QStringLiteral(TASKPOOL_QML_IMPORT_DIR);
+const QString testDir = QStringLiteral(TASKPOOL_QML_TEST_DIR);
+
+//! An engine whose import path points at <build>/qml, and one root object made from QML.
+class Qml
+{
+public:
+    Qml() : engine(std::make_unique<QQmlEngine>()) { engine->addImportPath(importDir); }
+
+    bool load(const QUrl &url)
+    {
+        QQmlComponent component(engine.get(), url);
+        return create(component);
+    }
+    bool loadData(const QByteArray &source)
+    {
+        QQmlComponent component(engine.get());
+        component.setData(source, QUrl(QStringLiteral("inline.qml")));
+        return create(component);
+    }
+    bool loadHarness() { return load(QUrl::fromLocalFile(testDir + QStringLiteral("/Harness.qml"))); }
+
+    //! Evaluates \a expression with the root object as scope; a JavaScript error lands in error.
+    QVariant eval(const QString &expression)
+    {
+        QQmlExpression e(engine->contextForObject(root.get()), root.get(), expression);
+        const QVariant value = e.evaluate();
+        error = e.hasError() ? e.error().description() : QString();
+        return value;
+    }
+    QString text() { return eval(QStringLiteral("text()")).toString(); }
+    int status(const QString &future) { return eval(future + QStringLiteral(".status")).toInt(); }
+
+    std::unique_ptr<QQmlEngine> engine;
+    std::unique_ptr<QObject> root;
+    QString error;
+
+private:
+    bool create(QQmlComponent &component)
+    {
+        root.reset(component.create());
+        if (!root)
+            qWarning() << component.errors();
+        return root != nullptr;
+    }
+};
+
+QCoro::Task<int> twice(int x)
+{
+    co_await TestUtil::sleep(1ms);
+    co_return 2 * x;
+}
+
+//! A C++ backend as an application would write one: coroutine jobs handed to QML.
+class Backend : public QObject
+{
+    Q_OBJECT
+public:
+    TaskPool::TaskPoolExecutor pool { 2 };
+    Gate gate;
+    TaskPool::Future<int> lastFuture;
+
+    // Reports progress 1 of 0..4, waits for the gate, then 4 of 4 and the result 7.
+    Q_INVOKABLE TaskPool::TaskFuture *startWithProgress()
+    {
+        lastFuture = pool.submit([this](QPromise<int> &promise) -> QCoro::Task<void> {
+            promise.setProgressRange(0, 4);
+            promise.setProgressValue(1);
+            co_await gate;
+            promise.setProgressValue(4);
+            promise.addResult(7);
+        });
+        return TaskPool::toTaskFuture(lastFuture, &pool);
+    }
+    Q_INVOKABLE TaskPool::TaskFuture *doubled(int x) { return TaskPool::toTaskFuture(pool.submit(twice, x), &pool); }
+    Q_INVOKABLE TaskPool::TaskFuture *point()
+    {
+        return TaskPool::toTaskFuture(pool.submit([]() -> QCoro::Task<QPoint> { co_return QPoint(3, 4); }));
+    }
+    Q_INVOKABLE TaskPool::TaskFuture *failing()
+    {
+        return TaskPool::toTaskFuture(pool.submit([]() -> QCoro::Task<QString> {
+            co_await TestUtil::sleep(1ms);
+            throw std::runtime_error("the backend failed");
+        }));
+    }
+    Q_INVOKABLE TaskPool::TaskFuture *waiting()
+    {
+        return TaskPool::toTaskFuture(pool.submit([this]() -> QCoro::Task<void> { co_await gate; }), &pool);
+    }
+    // A QFuture that does not come from a pool.
+    QFutureInterface<QString> foreign;
+    Q_INVOKABLE TaskPool::TaskFuture *foreignFuture()
+    {
+        foreign = QFutureInterface<QString>();
+        return TaskPool::toTaskFuture(foreign.future());
+    }
+};
+
+} // namespace
+
+class tst_Qml : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void moduleLoadsFromRootQmldirCopy();
+    void importThroughEnvironment();
+    void bindingsFollowTasks();
+    void promiseJobsRespectMaxWorkers();
+    void valuesAndArguments();
+    void failures();
+    void cancellation();
+    void shutdownFromQml();
+    void thenCallbacks();
+    void thenKeepsUnreferencedFutureAlive();
+    void mapSubmitsEachItem();
+    void progressFromCppJob();
+    void cppFutureConversion();
+    void badInput();
+    void destroyedExecutor();
+    void futureOutlivesExecutor();
+    void engineDestroyedFirst();
+    void settledFuturesAreCollected();
+};
+
+void tst_Qml::moduleLoadsFromRootQmldirCopy()
+{
+    // The build copies the qmldir at the root of the repository next to the plugin.
+    QFile root(testDir + QStringLiteral("/../../qmldir"));
+    QFile copy(importDir + QStringLiteral("/TaskPool/qmldir"));
+    QVERIFY(root.open(QIODevice::ReadOnly));
+    QVERIFY(copy.open(QIODevice::ReadOnly));
+    const QByteArray qmldir = root.readAll();
+    QCOMPARE(copy.readAll(), qmldir);
+    QVERIFY(qmldir.startsWith("module TaskPool\n"));
+
+    // Without the import path the module is not found (checked first: once loaded, its types stay
+    // registered in the process), so what follows really loads it from <build>/qml.
+    {
+        QQmlEngine bare;
+        QQmlComponent component(&bare);
+        component.setData("import TaskPool\nTaskPoolExecutor {}", QUrl(QStringLiteral("bare.qml")));
+        QVERIFY(component.isError());
+        QVERIFY2(component.errorString().contains(QStringLiteral("module \"TaskPool\" is not installed")),
+                 qPrintable(component.errorString()));
+    }
+
+    Qml qml;
+    QVERIFY(qml.loadData("import TaskPool\nTaskPoolExecutor { maxWorkers: 3; taskNamePrefix: \"Root\" }"));
+    auto *pool = qobject_cast<TaskPool::QmlTaskPoolExecutor *>(qml.root.get());
+    QVERIFY(pool);
+    QCOMPARE(pool->maxWorkers(), 3);
+    QCOMPARE(pool->executor()->maxWorkers(), 3);
+    QCOMPARE(pool->taskNamePrefix(), QStringLiteral("Root"));
+    QCOMPARE(qml.eval(QStringLiteral("[TaskFuture.Pending, TaskFuture.Running, TaskFuture.Finished, "
+                                     "TaskFuture.Failed, TaskFuture.Canceled].join()"))
+                     .toString(),
+             QStringLiteral("0,1,2,3,4"));
+
+}
+
+void tst_Qml::importThroughEnvironment()
+{
+    // What an application that did not build TaskPool does with a custom prefix: QML_IMPORT_PATH.
+    // A fresh process (this test in child mode), where nothing registered the module before.
+    auto child = [](const QString &importPath) {
+        QProcess process;
+        QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+        environment.insert(QStringLiteral("TST_QML_IMPORT_CHILD"), QStringLiteral("1"));
+        environment.remove(QStringLiteral("QML_IMPORT_PATH"));
+        environment.remove(QStringLiteral("QML2_IMPORT_PATH"));
+        if (!importPath.isEmpty())
+            environment.insert(QStringLiteral("QML_IMPORT_PATH"), importPath);
+        process.setProcessEnvironment(environment);
+        process.start(QCoreApplication::applicationFilePath(), {});
+        const bool ended = process.waitForFinished(60000);
+        return std::make_pair(ended && process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1,
+                              QString::fromLocal8Bit(process.readAllStandardError()));
+    };
+    const auto [found, foundLog] = child(importDir);
+    QVERIFY2(found == 0, qPrintable(foundLog));
+    const auto [missing, missingLog] = child({});
+    QCOMPARE(missing, 1);
+    QVERIFY2(missingLog.contains(QStringLiteral("module \"TaskPool\" is not installed")), qPrintable(missingLog));
+}
+
+void tst_Qml::bindingsFollowTasks()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    QCOMPARE(qml.eval(QStringLiteral("[active, pending, workers, shut].join()")).toString(),
+             QStringLiteral("0,0,0,false"));
+
+    qml.eval(QStringLiteral("root.a = pool.submit(later, 'a'); root.b = pool.submit(later, 'b'); "
+                            "root.c = pool.submit(later, 'c')"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    // Functions run from the event loop, never inside submit().
+    QCOMPARE(qml.text(), QString());
+    QTRY_COMPARE(qml.text(), QStringLiteral("start a,start b"));
+    QCOMPARE(qml.eval(QStringLiteral("[active, pending, workers].join()")).toString(), QStringLiteral("2,1,2"));
+    QCOMPARE(qml.eval(QStringLiteral("pool.workerNames.slice().sort().join()")).toString(),
+             QStringLiteral("Qml_0,Qml_1"));
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Running));
+    QCOMPARE(qml.status(QStringLiteral("c")), int(TaskFuture::Pending));
+
+    QVERIFY(qml.eval(QStringLiteral("settle('a', true, 1)")).toBool());
+    QTRY_COMPARE(qml.text(), QStringLiteral("start a,start b,start c"));
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("[active, pending, workers].join()")).toString(), QStringLiteral("2,0,2"));
+
+    qml.eval(QStringLiteral("settle('b', true, 2); settle('c', true, 3)"));
+    QTRY_COMPARE(qml.eval(QStringLiteral("active")).toInt(), 0);
+    QTRY_COMPARE(qml.status(QStringLiteral("c")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("[a.result, b.result, c.result].join()")).toString(), QStringLiteral("1,2,3"));
+    QCOMPARE(qml.eval(QStringLiteral("maxActive")).toInt(), 2);
+
+    qml.eval(QStringLiteral("root.s = pool.shutdown()"));
+    QVERIFY(qml.eval(QStringLiteral("shut")).toBool());
+    QTRY_COMPARE(qml.eval(QStringLiteral("workers")).toInt(), 0);
+    QTRY_COMPARE(qml.status(QStringLiteral("s")), int(TaskFuture::Finished));
+}
+
+void tst_Qml::promiseJobsRespectMaxWorkers()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("pool.maxWorkers = 3; root.fs = []; "
+                            "for (var i = 0; i < 10; ++i) fs.push(pool.submit(later, 'j' + i))"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    // Settle the jobs one at a time, in an order unlike the start order; at each step exactly
+    // min(3, left) are running, and the next job starts only once a Promise settled.
+    const int order[] = { 1, 0, 2, 4, 3, 5, 8, 6, 7, 9 };
+    int settled = 0;
+    for (int j : order) {
+        const QString name = QStringLiteral("'j%1'").arg(j);
+        QTRY_VERIFY(qml.eval(QStringLiteral("has(%1)").arg(name)).toBool());
+        const int left = 10 - settled;
+        QTRY_COMPARE(qml.eval(QStringLiteral("running")).toInt(), std::min(3, left));
+        QTRY_COMPARE(qml.eval(QStringLiteral("active")).toInt(), std::min(3, left));
+        QTRY_COMPARE(qml.eval(QStringLiteral("pending")).toInt(), left - std::min(3, left));
+        QCOMPARE(qml.eval(QStringLiteral("running")).toInt(), std::min(3, left));
+        qml.eval(QStringLiteral("settle(%1, true, %2)").arg(name).arg(j * 10));
+        ++settled;
+    }
+    QTRY_COMPARE(qml.eval(QStringLiteral("active")).toInt(), 0);
+    QTRY_COMPARE(qml.eval(QStringLiteral("fs.every(function (f) { return f.status === TaskFuture.Finished })")).toBool(),
+                 true);
+    QCOMPARE(qml.eval(QStringLiteral("fs.map(function (f) { return f.result }).join()")).toString(),
+             QStringLiteral("0,10,20,30,40,50,60,70,80,90"));
+    QCOMPARE(qml.eval(QStringLiteral("maxRunning")).toInt(), 3);
+    QCOMPARE(qml.eval(QStringLiteral("maxActive")).toInt(), 3);
+    // Started in submission order.
+    QCOMPARE(qml.text(), QStringLiteral("start j0,start j1,start j2,start j3,start j4,start j5,start j6,start j7,"
+                                        "start j8,start j9"));
+}
+
+void tst_Qml::valuesAndArguments()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral(
+            "root.o = {x: 1}; "
+            "root.f1 = pool.submit(function (a, b) { return a * b }, 6, 7); "
+            "root.f2 = pool.submit(function () { return root.o }); "
+            "root.f3 = pool.submit(function () { return arguments.length }, 1, 2, 3, 4, 5, 6, 7, 8); "
+            "root.f4 = pool.submit(function () {}); "
+            "root.f5 = pool.submit(function (p) { return p }, Promise.resolve('adopted')); "
+            "root.f6 = pool.submit(function () { return {then: function (ok) { ok('thenable') }} })"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    for (const char *f : { "f1", "f2", "f3", "f4", "f5", "f6" })
+        QTRY_COMPARE(qml.status(QString::fromLatin1(f)), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("f1.result")).toInt(), 42);
+    QVERIFY(qml.eval(QStringLiteral("f2.result === root.o")).toBool()); // the same JS object
+    QCOMPARE(qml.eval(QStringLiteral("f3.result")).toInt(), 8);
+    QVERIFY(qml.eval(QStringLiteral("f4.result === undefined")).toBool());
+    QCOMPARE(qml.eval(QStringLiteral("f5.result")).toString(), QStringLiteral("adopted"));
+    QCOMPARE(qml.eval(QStringLiteral("f6.result")).toString(), QStringLiteral("thenable"));
+    QCOMPARE(qml.eval(QStringLiteral("f1.progress")).toDouble(), 1.0);
+    QCOMPARE(qml.eval(QStringLiteral("f1.done && f1.error === ''")).toBool(), true);
+}
+
+void tst_Qml::failures()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral(
+            "root.events = []; "
+            "root.f1 = pool.submit(function () { throw new Error('boom') }); "
+            "f1.failed.connect(function (e) { events.push('failed ' + e) }); "
+            "f1.finished.connect(function () { events.push('finished ' + f1.status) }); "
+            "root.f2 = pool.submit(function () { return Promise.reject(new TypeError('bad type')) }); "
+            "root.f3 = pool.submit(function () { return Promise.reject('plain') }); "
+            "root.f4 = pool.submit(later, 'r'); "
+            "root.f5 = pool.submit(function () { return {then: function (ok, fail) { fail('custom') }} }); "
+            "root.f6 = pool.submit(function () { return {get then() { throw new RangeError('getter') }} }); "
+            "root.f7 = pool.submit(function () { return undefinedName + 1 })"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('r')")).toBool());
+    qml.eval(QStringLiteral("settle('r', false, new Error('rejected later'))"));
+    for (const char *f : { "f1", "f2", "f3", "f4", "f5", "f6", "f7" })
+        QTRY_COMPARE(qml.status(QString::fromLatin1(f)), int(TaskFuture::Failed));
+    QCOMPARE(qml.eval(QStringLiteral("[f1.error, f2.error, f3.error, f4.error, f5.error, f6.error].join('|')"))
+                     .toString(),
+             QStringLiteral("boom|bad type|plain|rejected later|custom|getter"));
+    QVERIFY(qml.eval(QStringLiteral("f7.error")).toString().contains(QStringLiteral("undefinedName")));
+    QVERIFY(qml.eval(QStringLiteral("f1.result === undefined && f1.done")).toBool());
+    QCOMPARE(qml.eval(QStringLiteral("events.join()")).toString(),
+             QStringLiteral("failed boom,finished %1").arg(int(TaskFuture::Failed)));
+
+    // The executor is unharmed: its workers go on.
+    qml.eval(QStringLiteral("root.ok = pool.submit(function () { return 'fine' })"));
+    QTRY_COMPARE(qml.status(QStringLiteral("ok")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("ok.result")).toString(), QStringLiteral("fine"));
+    QCOMPARE(qml.eval(QStringLiteral("active")).toInt(), 0);
+}
+
+void tst_Qml::cancellation()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("pool.maxWorkers = 1; root.events = []; "
+                            "root.a = pool.submit(later, 'a'); root.b = pool.submit(later, 'b'); "
+                            "b.canceled.connect(function () { events.push('b canceled') }); "
+                            "b.finished.connect(function () { events.push('b finished') })"));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('a')")).toBool());
+    QCOMPARE(qml.eval(QStringLiteral("pending")).toInt(), 1);
+
+    // A queued task: cancelled at once, never starts.
+    QVERIFY(qml.eval(QStringLiteral("b.cancel()")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Canceled));
+    QCOMPARE(qml.eval(QStringLiteral("events.join()")).toString(), QStringLiteral("b canceled,b finished"));
+    QCOMPARE(qml.eval(QStringLiteral("pool.pendingCount")).toInt(), 0);
+    QVERIFY(!qml.eval(QStringLiteral("b.cancel()")).toBool()); // already settled
+
+    // A running task: cancelled at once, but its slot stays taken until its Promise settles.
+    QVERIFY(qml.eval(QStringLiteral("a.cancel()")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Canceled));
+    qml.eval(QStringLiteral("root.c = pool.submit(later, 'c')"));
+    QCOMPARE(qml.eval(QStringLiteral("[active, pending].join()")).toString(), QStringLiteral("1,1"));
+    qml.eval(QStringLiteral("settle('a', true, 'late')"));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('c')")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Canceled));
+    QVERIFY(qml.eval(QStringLiteral("a.result === undefined && a.error === ''")).toBool());
+    QCOMPARE(qml.text(), QStringLiteral("start a,start c")); // b never started
+
+    qml.eval(QStringLiteral("settle('c', true, 3)"));
+    QTRY_COMPARE(qml.status(QStringLiteral("c")), int(TaskFuture::Finished));
+    QVERIFY(!qml.eval(QStringLiteral("c.cancel()")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("c")), int(TaskFuture::Finished));
+}
+
+void tst_Qml::shutdownFromQml()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("pool.maxWorkers = 1; root.a = pool.submit(later, 'a'); root.b = pool.submit(later, 'b')"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('a')")).toBool());
+    qml.eval(QStringLiteral("root.s = pool.shutdown({cancelFutures: true})"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QVERIFY(qml.eval(QStringLiteral("shut")).toBool());
+    QCOMPARE(qml.eval(QStringLiteral("pool.pendingCount")).toInt(), 0); // cancelled at once
+    QTRY_COMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Canceled)); // seen from the event loop
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Running)); // running work is not cancelled
+    QCOMPARE(qml.status(QStringLiteral("s")), int(TaskFuture::Running)); // waits for 'a'
+    qml.eval(QStringLiteral("root.s2 = pool.shutdown({wait: false})")); // idempotent; does not wait
+    QCOMPARE(qml.status(QStringLiteral("s2")), int(TaskFuture::Finished));
+    qml.eval(QStringLiteral("settle('a', true, 'done')"));
+    QTRY_COMPARE(qml.status(QStringLiteral("s")), int(TaskFuture::Finished));
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("workers")).toInt(), 0);
+    QCOMPARE(qml.text(), QStringLiteral("start a"));
+}
+
+void tst_Qml::thenCallbacks()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral(
+            "root.events = []; "
+            "root.ok = pool.submit(later, 'ok'); "
+            "ok.then(function (r) { events.push('ok ' + r); return r + 1 })"
+            "  .then(function (r) { events.push('chained ' + r) }); "
+            "root.bad = pool.submit(function () { throw new TypeError('nope') }); "
+            "bad.then(function () { events.push('wrong') }, function (e) { events.push('bad ' + e.name + ' ' + e.message) }); "
+            "root.gone = pool.submit(later, 'gone'); "
+            "gone.then(null, function (e) { events.push('gone ' + e.name) }); "
+            "gone.cancel(); "
+            "root.adopt = pool.submit(function () { return root.ok })"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    // Callbacks never run synchronously, not even for an already settled future.
+    QCOMPARE(qml.eval(QStringLiteral("events.length")).toInt(), 0);
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('ok')")).toBool());
+    QTRY_COMPARE(qml.eval(QStringLiteral("events.slice().sort().join()")).toString(),
+                 QStringLiteral("bad TypeError nope,gone CancelledError"));
+    qml.eval(QStringLiteral("root.events = []"));
+    qml.eval(QStringLiteral("settle('ok', true, 41)"));
+    QTRY_COMPARE(qml.eval(QStringLiteral("events.join()")).toString(), QStringLiteral("ok 41,chained 42"));
+    // A TaskFuture is a thenable: a job returning one adopts its outcome.
+    QTRY_COMPARE(qml.status(QStringLiteral("adopt")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("adopt.result")).toInt(), 41);
+
+    // then() on a settled future still calls back, later.
+    qml.eval(QStringLiteral("root.events = []; ok.then(function (r) { events.push('again ' + r) }); "
+                            "bad.then(null, function (e) { events.push('again ' + e.message) })"));
+    QCOMPARE(qml.eval(QStringLiteral("events.length")).toInt(), 0);
+    QTRY_COMPARE(qml.eval(QStringLiteral("events.join()")).toString(), QStringLiteral("again 41,again nope"));
+
+    // A C++ failure reaches onError as an Error with the message.
+    Backend backend;
+    qml.engine->rootContext()->setContextProperty(QStringLiteral("backend"), &backend);
+    qml.eval(QStringLiteral("root.events = []; backend.failing().then(null, function (e) { "
+                            "events.push(e instanceof Error, e.message) })"));
+    QTRY_COMPARE(qml.eval(QStringLiteral("events.join()")).toString(), QStringLiteral("true,the backend failed"));
+}
+
+void tst_Qml::thenKeepsUnreferencedFutureAlive()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    // Neither future is stored anywhere: then() and a signal connection must keep them alive.
+    qml.eval(QStringLiteral("root.events = []; "
+                            "pool.submit(later, 'x').then(function (r) { events.push('then ' + r) }); "
+                            "pool.submit(later, 'y').finished.connect(function () { events.push('finished y') })"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('x') && has('y')")).toBool());
+    for (int i = 0; i < 3; ++i) {
+        qml.engine->collectGarbage();
+        QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+        QCoreApplication::processEvents();
+    }
+    qml.eval(QStringLiteral("settle('x', true, 'x'); settle('y', true, 'y')"));
+    QTRY_COMPARE(qml.eval(QStringLiteral("events.slice().sort().join()")).toString(),
+                 QStringLiteral("finished y,then x"));
+}
+
+void tst_Qml::mapSubmitsEachItem()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("root.fs = pool.map(function (x) { return x * x }, [1, 2, 3, 4])"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QCOMPARE(qml.eval(QStringLiteral("fs.length")).toInt(), 4);
+    QTRY_VERIFY(qml.eval(QStringLiteral("fs.every(function (f) { return f.done })")).toBool());
+    QCOMPARE(qml.eval(QStringLiteral("fs.map(function (f) { return f.result }).join()")).toString(),
+             QStringLiteral("1,4,9,16"));
+    QCOMPARE(qml.eval(QStringLiteral("pool.map(function (x) { return x }, []).length")).toInt(), 0);
+}
+
+void tst_Qml::progressFromCppJob()
+{
+    Backend backend;
+    Qml qml;
+    qml.engine->rootContext()->setContextProperty(QStringLiteral("backend"), &backend);
+    QVERIFY(qml.loadData(R"(
+        import QtQml
+        import TaskPool
+        QtObject {
+            property TaskFuture job: null
+            property real progress: job ? job.progress : -1
+            property int status: job ? job.status : -1
+            property var progressSeen: []
+            onProgressChanged: progressSeen.push(progress)
+            function start() { job = backend.startWithProgress(); return true }
+        }
+    )"));
+    QVERIFY(qml.eval(QStringLiteral("start()")).toBool());
+    QTRY_COMPARE(qml.eval(QStringLiteral("progress")).toDouble(), 0.25);
+    QCOMPARE(qml.eval(QStringLiteral("status")).toInt(), int(TaskFuture::Running));
+    QCOMPARE(qml.eval(QStringLiteral("[job.progressMinimum, job.progressValue, job.progressMaximum].join()")).toString(),
+             QStringLiteral("0,1,4"));
+    backend.gate.open();
+    QTRY_COMPARE(qml.eval(QStringLiteral("status")).toInt(), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("progress")).toDouble(), 1.0);
+    QCOMPARE(qml.eval(QStringLiteral("job.progressValue")).toInt(), 4);
+    QCOMPARE(qml.eval(QStringLiteral("job.result")).toInt(), 7);
+    QCOMPARE(qml.eval(QStringLiteral("progressSeen.join()")).toString(), QStringLiteral("-1,0,0.25,1"));
+}
+
+void tst_Qml::cppFutureConversion()
+{
+    Backend backend;
+    Qml qml;
+    qml.engine->rootContext()->setContextProperty(QStringLiteral("backend"), &backend);
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("root.d = backend.doubled(21); root.p = backend.point(); root.f = backend.failing(); "
+                            "root.w = backend.waiting(); root.x = backend.foreignFuture()"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    auto *d = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("d")));
+    QVERIFY(d);
+    QCOMPARE(QJSEngine::objectOwnership(d), QJSEngine::JavaScriptOwnership);
+
+    QTRY_COMPARE(qml.status(QStringLiteral("d")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("d.result")).toInt(), 42);
+    QTRY_COMPARE(qml.status(QStringLiteral("p")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("p.result.x + ',' + p.result.y")).toString(), QStringLiteral("3,4"));
+    QTRY_COMPARE(qml.status(QStringLiteral("f")), int(TaskFuture::Failed));
+    QCOMPARE(qml.eval(QStringLiteral("f.error")).toString(), QStringLiteral("the backend failed"));
+
+    // With its executor, a queued C++ task is Pending until a worker starts it.
+    qml.eval(QStringLiteral("root.a = backend.waiting(); root.b = backend.waiting()"));
+    QTRY_COMPARE(qml.status(QStringLiteral("w")), int(TaskFuture::Running));
+    QTRY_COMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Running));
+    QCOMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Pending));
+    QCOMPARE(backend.pool.pendingCount(), 1);
+    // A running C++ task cancelled from QML: Canceled at once; the coroutine is left to end.
+    QVERIFY(qml.eval(QStringLiteral("w.cancel()")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("w")), int(TaskFuture::Canceled));
+    QCOMPARE(backend.pool.activeCount(), 2);
+    QCOMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Pending)); // w's slot is still taken
+    backend.gate.open();
+    QTRY_COMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Finished));
+    QTRY_COMPARE(backend.pool.activeCount(), 0);
+
+    // A foreign QFuture: Pending until started, then its result; cancel() goes through QFuture.
+    QCOMPARE(qml.status(QStringLiteral("x")), int(TaskFuture::Pending));
+    backend.foreign.reportStarted();
+    QTRY_COMPARE(qml.status(QStringLiteral("x")), int(TaskFuture::Running));
+    backend.foreign.reportResult(QStringLiteral("from outside"));
+    backend.foreign.reportFinished();
+    QTRY_COMPARE(qml.status(QStringLiteral("x")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("x.result")).toString(), QStringLiteral("from outside"));
+    qml.eval(QStringLiteral("root.y = backend.foreignFuture()"));
+    backend.foreign.reportStarted();
+    QVERIFY(qml.eval(QStringLiteral("y.cancel()")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("y")), int(TaskFuture::Canceled));
+    QVERIFY(backend.foreign.isCanceled());
+    backend.foreign.reportFinished();
+
+    // A future converted after it settled starts out settled.
+    auto settled = backend.pool.submit([] { return 5; });
+    QTRY_VERIFY(settled.isFinished());
+    std::unique_ptr<TaskFuture> late(new TaskFuture(settled));
+    QCOMPARE(late->status(), TaskFuture::Finished);
+    QCOMPARE(late->result().toInt(), 5);
+    QVERIFY(!late->cancel());
+}
+
+void tst_Qml::badInput()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    const struct
+    {
+        const char *call;
+        const char *message;
+    } cases[] = {
+        { "pool.submit()", "TypeError: TaskPoolExecutor.submit: a function to run is required" },
+        { "pool.submit(42)", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got the value 42" },
+        { "pool.submit('text', 1)",
+          "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got the string \"text\"" },
+        { "pool.submit(null)", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got null" },
+        { "pool.submit(undefined, 1, 2)",
+          "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got undefined" },
+        { "pool.submit({})", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got an object" },
+        { "pool.map(1, [])", "TypeError: TaskPoolExecutor.map: the first argument must be a function, got the value 1" },
+        { "pool.map(function () {}, 5)",
+          "TypeError: TaskPoolExecutor.map: the second argument must be an array, got the value 5" },
+        { "pool.shutdown('now')",
+          "TypeError: TaskPoolExecutor.shutdown: options must be an object like {wait: true, cancelFutures: false}, "
+          "got the string \"now\"" },
+    };
+    for (const auto &c : cases) {
+        const QVariant value = qml.eval(QString::fromLatin1(c.call));
+        QVERIFY2(qml.error.endsWith(QString::fromUtf8(c.message)), qPrintable(c.call + (QStringLiteral(": ") + qml.error)));
+        QVERIFY(!value.isValid() || value.isNull() || value.value<QObject *>() == nullptr);
+    }
+    // Nothing was queued and the executor is unharmed.
+    QCOMPARE(qml.eval(QStringLiteral("[active, pending, shut].join()")).toString(), QStringLiteral("0,0,false"));
+
+    // maxWorkers <= 0 is refused with a warning; the bound stays.
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression(QStringLiteral("maxWorkers must be greater than 0")));
+    qml.eval(QStringLiteral("pool.maxWorkers = 0"));
+    QCOMPARE(qml.eval(QStringLiteral("pool.maxWorkers")).toInt(), 2);
+
+    qml.eval(QStringLiteral("root.f = pool.submit(function (a) { return a }, 'still works')"));
+    QTRY_COMPARE(qml.status(QStringLiteral("f")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("f.result")).toString(), QStringLiteral("still works"));
+
+    // After shutdown: a JavaScript error, nothing queued.
+    qml.eval(QStringLiteral("pool.shutdown()"));
+    qml.eval(QStringLiteral("pool.submit(function () { log.push('ran') })"));
+    QVERIFY2(qml.error.endsWith(QStringLiteral("Error: TaskPoolExecutor.submit: cannot schedule new futures after shutdown")),
+             qPrintable(qml.error));
+    qml.eval(QStringLiteral("pool.map(function () { log.push('ran') }, [1])"));
+    QVERIFY2(qml.error.endsWith(QStringLiteral("Error: TaskPoolExecutor.map: cannot schedule new futures after shutdown")),
+             qPrintable(qml.error));
+    QCOMPARE(qml.eval(QStringLiteral("pending")).toInt(), 0);
+    qml.eval(QStringLiteral("root.s = pool.shutdown()")); // idempotent
+    QTRY_COMPARE(qml.status(QStringLiteral("s")), int(TaskFuture::Finished));
+    QCOMPARE(qml.text(), QString());
+
+    // then() called from C++ (no calling engine) is harmless.
+    auto *f = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("f")));
+    QVERIFY(f);
+    TaskFuture detached(QFuture<int>{});
+    QVERIFY(detached.then().isUndefined());
+}
+
+void tst_Qml::destroyedExecutor()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("root.dyn = Qt.createQmlObject('import TaskPool; TaskPoolExecutor { maxWorkers: 1 }', "
+                            "root, 'dynamic'); root.f = dyn.submit(later, 'd'); dyn.destroy()"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("dyn === null")).toBool()); // the object is gone
+    // Calling it now is a JavaScript error, and runs nothing.
+    qml.eval(QStringLiteral("dyn.submit(function () { log.push('ran') })"));
+    QVERIFY2(qml.error.contains(QStringLiteral("TypeError: Cannot call method 'submit' of null")), qPrintable(qml.error));
+    // The task submitted before goes on (its executor shut down without waiting) and finishes.
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('d')")).toBool());
+    qml.eval(QStringLiteral("settle('d', true, 'after')"));
+    QTRY_COMPARE(qml.status(QStringLiteral("f")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("f.result")).toString(), QStringLiteral("after"));
+    QCOMPARE(qml.text(), QStringLiteral("start d"));
+}
+
+void tst_Qml::futureOutlivesExecutor()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    auto *pool = qvariant_cast<TaskPool::QmlTaskPoolExecutor *>(qml.eval(QStringLiteral("pool")));
+    QVERIFY(pool);
+    qml.eval(QStringLiteral("pool.maxWorkers = 1; root.a = pool.submit(later, 'a'); "
+                            "root.b = pool.submit(function (x) { return x + 1 }, 1)"));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('a')")).toBool());
+    delete pool; // the QML executor goes away first (its C++ executor shuts down without waiting)
+    QVERIFY(qml.eval(QStringLiteral("pool === null")).toBool());
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Running));
+    qml.eval(QStringLiteral("settle('a', true, 'a')"));
+    QTRY_COMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("[a.status, a.result, b.result].join()")).toString(),
+             QStringLiteral("%1,a,2").arg(int(TaskFuture::Finished)));
+}
+
+void tst_Qml::engineDestroyedFirst()
+{
+    // A C++-owned QML executor that outlives its engine: queued JavaScript tasks end Canceled
+    // without calling into the dead engine, and a running one's pending Promise releases its slot.
+    TaskPool::QmlTaskPoolExecutor pool;
+    pool.setMaxWorkers(1);
+    int canceled = 0, failed = 0, finished = 0;
+    connect(pool.executor(), &TaskPool::TaskPoolExecutor::taskCanceled, this, [&] { ++canceled; });
+    connect(pool.executor(), &TaskPool::TaskPoolExecutor::taskFailed, this, [&] { ++failed; });
+    connect(pool.executor(), &TaskPool::TaskPoolExecutor::taskFinished, this, [&] { ++finished; });
+    QPointer<TaskFuture> running, queued, thenned;
+    {
+        Qml qml;
+        qml.engine->rootContext()->setContextProperty(QStringLiteral("cpool"), &pool);
+        QVERIFY(qml.loadHarness());
+        qml.eval(QStringLiteral("root.a = cpool.submit(later, 'a'); root.b = cpool.submit(later, 'b'); "
+                                "root.b.then(function () { log.push('never') })"));
+        QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+        QTRY_VERIFY(qml.eval(QStringLiteral("has('a')")).toBool());
+        running = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("a")));
+        queued = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("b")));
+        QVERIFY(running && queued);
+        QCOMPARE(pool.activeCount(), 1);
+        QCOMPARE(pool.pendingCount(), 1);
+    }
+    // The engine deleted the futures it owned, even the one kept alive for then().
+    QVERIFY(running.isNull());
+    QVERIFY(queued.isNull());
+    QTRY_COMPARE(pool.activeCount(), 0);
+    QTRY_COMPARE(canceled, 2);
+    QCOMPARE(failed, 0);
+    QCOMPARE(finished, 0);
+    QCOMPARE(pool.pendingCount(), 0);
+
+    // The executor is unharmed and serves a new engine.
+    Qml again;
+    again.engine->rootContext()->setContextProperty(QStringLiteral("cpool"), &pool);
+    QVERIFY(again.loadHarness());
+    again.eval(QStringLiteral("root.c = cpool.submit(function () { return 'c' })"));
+    QTRY_COMPARE(again.status(QStringLiteral("c")), int(TaskFuture::Finished));
+    QCOMPARE(finished, 1);
+}
+
+void tst_Qml::settledFuturesAreCollected()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("root.f = pool.submit(function () { return 1 })"));
+    QTRY_COMPARE(qml.status(QStringLiteral("f")), int(TaskFuture::Finished));
+    QPointer<TaskFuture> f = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("f")));
+    QVERIFY(f);
+    qml.engine->collectGarbage();
+    QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+    QVERIFY(f); // still referenced by root.f
+    qml.eval(QStringLiteral("root.f = null"));
+    QTRY_VERIFY_WITH_TIMEOUT(
+            [&] {
+                qml.engine->collectGarbage();
+                QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+                return f.isNull();
+            }(),
+            5000);
+}
+
+// Child mode of importThroughEnvironment: import TaskPool with only the environment's import path.
+static int importChild()
+{
+    QQmlEngine engine;
+    QQmlComponent component(&engine);
+    component.setData("import TaskPool\nTaskPoolExecutor { maxWorkers: 1 }", QUrl(QStringLiteral("child.qml")));
+    std::unique_ptr<QObject> object(component.create());
+    if (!object) {
+        qWarning().noquote() << component.errorString();
+        return 1;
+    }
+    return object->property("maxWorkers").toInt() == 1 ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    if (qEnvironmentVariableIsSet("TST_QML_IMPORT_CHILD"))
+        return importChild();
+    tst_Qml test;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&test, argc, argv);
+}
+
+#else // the QML module is not built (TASKPOOL_BUILD_QML=OFF)
+
+class tst_Qml : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void qmlModuleNotBuilt() { QSKIP("TASKPOOL_BUILD_QML is OFF"); }
+};
+
+QTEST_GUILESS_MAIN(tst_Qml)
+
+#endif
+
+#include "tst_qml.moc"
