@@ -36,8 +36,7 @@ QByteArray reasonPhrase(int status)
 //! overlap), each after the server's latency.
 class HttpConnection : public QObject {
 public:
-    HttpConnection(QTcpSocket* socket, LocalHttpServer* server) :
-        QObject(server), m_socket(socket), m_server(server)
+    HttpConnection(QTcpSocket* socket, LocalHttpServer* server) : QObject(server), m_socket(socket), m_server(server)
     {
         socket->setParent(this);
         m_idle.setSingleShot(true);
@@ -102,9 +101,8 @@ private:
         m_pending = true;
         m_idle.stop();
         m_server->requestStarted();
-        QTimer::singleShot(m_server->latency(), this, [this, status, path, head = method == "HEAD"] {
-            answer(status, path, head);
-        });
+        QTimer::singleShot(m_server->latency(), this,
+                           [this, status, path, head = method == "HEAD"] { answer(status, path, head); });
     }
 
     void answer(int status, const QByteArray& path, bool headOnly)

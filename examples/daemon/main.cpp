@@ -65,11 +65,11 @@ struct FetchResult {
 bool parseOptions(const QCoreApplication& app, Options& options)
 {
     QCommandLineParser parser;
-    parser.setApplicationDescription(QStringLiteral(
-        "Fetches URLs with at most N requests in flight (TaskPoolExecutor::map with a buffer).\n"
-        "The URLs come from --url-file, or are generated as <base-url>/item/<i>.\n"
-        "--serve starts a local HTTP server on 127.0.0.1 (ephemeral port) with an artificial latency\n"
-        "and fetches from it. Ctrl-C cancels the queued requests and prints the summary."));
+    parser.setApplicationDescription(
+        QStringLiteral("Fetches URLs with at most N requests in flight (TaskPoolExecutor::map with a buffer).\n"
+                       "The URLs come from --url-file, or are generated as <base-url>/item/<i>.\n"
+                       "--serve starts a local HTTP server on 127.0.0.1 (ephemeral port) with an artificial latency\n"
+                       "and fetches from it. Ctrl-C cancels the queued requests and prints the summary."));
     parser.addHelpOption();
     const QCommandLineOption workers({ QStringLiteral("w"), QStringLiteral("workers") },
                                      QStringLiteral("At most <n> requests in flight (default 8)."), QStringLiteral("n"),
@@ -111,8 +111,8 @@ bool parseOptions(const QCoreApplication& app, Options& options)
                                                   "in flight); the exit status is 0 only when they held."));
     const QCommandLineOption quiet({ QStringLiteral("q"), QStringLiteral("quiet") },
                                    QStringLiteral("No progress line."));
-    parser.addOptions({ workers, buffer, count, baseUrl, urlFile, serve, latency, failEvery, timeout, interruptAfter,
-                        check, quiet });
+    parser.addOptions(
+        { workers, buffer, count, baseUrl, urlFile, serve, latency, failEvery, timeout, interruptAfter, check, quiet });
     parser.process(app);
 
     auto number = [&](const QCommandLineOption& option, int minimum, int& out) {
@@ -166,8 +166,7 @@ bool parseOptions(const QCoreApplication& app, Options& options)
 //! Fetches the URLs through a TaskPoolExecutor and reports.
 class Daemon : public QObject {
 public:
-    explicit Daemon(Options options) :
-        m_options(std::move(options)), m_pool(m_options.workers, QStringLiteral("fetch"))
+    explicit Daemon(Options options) : m_options(std::move(options)), m_pool(m_options.workers, QStringLiteral("fetch"))
     {
         m_progressTimer.setInterval(m_tty ? 100ms : 1000ms);
         connect(&m_progressTimer, &QTimer::timeout, this, [this] { printProgress(false); });
@@ -226,15 +225,20 @@ public:
     {
         std::fprintf(stderr, "daemon: fetching %d URLs from %s with %d workers (buffer %d)%s\n", m_total,
                      qPrintable(m_options.urlFile.isEmpty() ? m_base.toString() : m_options.urlFile), m_options.workers,
-                     m_options.buffer, m_server ? qPrintable(QStringLiteral(", server latency %1 ms").arg(m_options.latencyMs)) : "");
+                     m_options.buffer,
+                     m_server ? qPrintable(QStringLiteral(", server latency %1 ms").arg(m_options.latencyMs)) : "");
         m_elapsed.start();
         if (!m_options.quiet)
             m_progressTimer.start();
 
         const TaskPool::MapOptions mapOptions { .bufferSize = m_options.buffer };
         try {
-            auto results = m_pool.map(mapOptions, [this](int index) { return fetch(index); }, std::views::iota(0, m_total));
-            QCORO_FOREACH(auto&& result, results) { record(result); }
+            auto results = m_pool.map(
+                mapOptions, [this](int index) { return fetch(index); }, std::views::iota(0, m_total));
+            QCORO_FOREACH(auto&& result, results)
+            {
+                record(result);
+            }
         } catch (const TaskPool::CancelledError&) {
             // The first URL cancelled by Ctrl-C: the generator is gone, and the rest with it.
         } catch (const TaskPool::ShutdownError&) {
@@ -377,9 +381,13 @@ private:
                         m_server->peakInFlight() == m_options.workers ? "==" : (peak < m_options.workers ? "<" : ">"),
                         m_options.workers);
             const double serial = double(m_ok + m_failed) * m_options.latencyMs / 1000.0;
-            if (serial > 0 && seconds > 0)
+            if (serial > 0 && seconds > 0) {
                 std::printf("  serial time: %d x %d ms = %.2f s; took %.2f s, %.1fx faster\n", m_ok + m_failed,
                             m_options.latencyMs, serial, seconds, serial / seconds);
+                const int rounds = (m_ok + m_failed + m_options.workers - 1) / m_options.workers;
+                std::printf("  best possible with %d in flight: %d rounds x %d ms = %.2f s\n", m_options.workers,
+                            rounds, m_options.latencyMs, rounds * m_options.latencyMs / 1000.0);
+            }
         }
         std::fflush(stdout);
     }
@@ -394,7 +402,8 @@ private:
         if (m_outOfOrder)
             problems << QStringLiteral("map() yielded results out of input order");
         if (m_peakInFlight > m_options.workers)
-            problems << QStringLiteral("client peak in flight %1 > %2 workers").arg(m_peakInFlight).arg(m_options.workers);
+            problems
+                << QStringLiteral("client peak in flight %1 > %2 workers").arg(m_peakInFlight).arg(m_options.workers);
         if (m_interrupted && cancelled() == 0)
             problems << QStringLiteral("interrupted, but nothing was cancelled");
         if (!m_interrupted && cancelled() != 0)
@@ -464,8 +473,7 @@ int main(int argc, char* argv[])
     Daemon daemon(std::move(options));
     if (!daemon.prepare())
         return 2;
-    QTimer::singleShot(0, &daemon, [&daemon] {
-        daemon.run().then([](int status) { QCoreApplication::exit(status); });
-    });
+    QTimer::singleShot(0, &daemon,
+                       [&daemon] { daemon.run().then([](int status) { QCoreApplication::exit(status); }); });
     return app.exec();
 }

@@ -20,8 +20,7 @@ extern "C" void onSigint(int)
 }
 } // namespace
 
-SigintWatcher::SigintWatcher(QObject* parent) :
-    QObject(parent)
+SigintWatcher::SigintWatcher(QObject* parent) : QObject(parent)
 {
     if (pipeFds[0] != -1 || ::pipe2(pipeFds, O_CLOEXEC | O_NONBLOCK) != 0)
         return; // one watcher per process

@@ -36,8 +36,7 @@ QCoro::Task<void> work(QPromise<int>& promise, int steps, std::chrono::milliseco
 
 } // namespace
 
-JobWindow::JobWindow(QWidget* parent) :
-    QWidget(parent), m_pool(3, QStringLiteral("job"))
+JobWindow::JobWindow(QWidget* parent) : QWidget(parent), m_pool(3, QStringLiteral("job"))
 {
     setWindowTitle(QStringLiteral("TaskPool: jobs"));
 
@@ -195,7 +194,8 @@ void JobWindow::settle(int index)
 void JobWindow::setState(Job& job, State state, const QString& detail)
 {
     job.state = state;
-    job.item->setText(StatusColumn, detail.isEmpty() ? stateName(state) : QStringLiteral("%1 (%2)").arg(stateName(state), detail));
+    job.item->setText(StatusColumn,
+                      detail.isEmpty() ? stateName(state) : QStringLiteral("%1 (%2)").arg(stateName(state), detail));
 }
 
 void JobWindow::updateCounts()
