@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+// Jobs on a TaskPoolExecutor, seen from QML: C++ coroutine jobs (with progress, from the
+// `backend`) and JavaScript jobs (functions returning a Promise) share one bounded pool.
+import QtQuick
+import QtQuick.Controls
+import QtQuick.Layouts
+import TaskPool
+
+ApplicationWindow {
+    id: window
+    width: 600
+    height: 540
+    visible: true
+    title: "TaskPool: QML jobs"
+
+    TaskPoolExecutor {
+        id: pool
+        maxWorkers: 3
+        taskNamePrefix: "qml"
+    }
+
+    // The current batch: {name, kind, steps, fails, future} per job; `future` is a TaskFuture.
+    property var jobs: []
+    property int settled: 0
+    property int peakActive: 0
+    readonly property bool running: settled < jobs.length
+    property int stepMs: 60
+
+    signal jobSettled(int index)
+    signal batchFinished()
+
+    Connections {
+        target: pool
+        function onActiveCountChanged() { window.peakActive = Math.max(window.peakActive, pool.activeCount) }
+    }
+
+    Component {
+        id: timerComponent
+        Timer { }
+    }
+
+    // A JavaScript job: a Promise settled by a timer after `ms`. The worker slot stays taken until
+    // the Promise settles; a rejection fails the task with its message.
+    function jsJob(ms, fails) {
+        return new Promise(function (resolve, reject) {
+            const timer = timerComponent.createObject(window, { interval: ms });
+            timer.triggered.connect(function () {
+                timer.destroy();
+                if (fails)
+                    reject(new Error("this job fails on purpose"));
+                else
+                    resolve(ms);
+            });
+            timer.start();
+        });
+    }
+
+    function start(count) {
+        if (running)
+            return;
+        const list = [];
+        for (let i = 0; i < count; ++i) {
+            if (i % 4 === 3) {
+                const fails = i % 8 === 7;
+                list.push({
+                    name: "JS job " + (i + 1), kind: "JavaScript", steps: 0, fails: fails,
+                    future: pool.submit(jsJob, stepMs * 12, fails)
+                });
+            } else {
+                const steps = 10 + (i * 7) % 15;
+                list.push({
+                    name: "C++ job " + (i + 1), kind: "C++", steps: steps, fails: false,
+                    future: backend.startJob(pool, steps, stepMs)
+                });
+            }
+        }
+        settled = 0;
+        peakActive = pool.activeCount;
+        list.forEach(function (job, index) {
+            job.future.finished.connect(function () {
+                window.settled += 1;
+                window.jobSettled(index);
+                if (window.settled === list.length)
+                    window.batchFinished();
+            });
+        });
+        jobs = list;
+    }
+
+    function cancelJob(index) {
+        jobs[index].future.cancel();
+    }
+
+    function cancelAll() {
+        jobs.forEach(function (job) { job.future.cancel(); });
+    }
+
+    function statusName(status) {
+        switch (status) {
+        case TaskFuture.Pending: return "pending";
+        case TaskFuture.Running: return "running";
+        case TaskFuture.Finished: return "finished";
+        case TaskFuture.Failed: return "failed";
+        case TaskFuture.Canceled: return "cancelled";
+        }
+        return "?";
+    }
+
+    ColumnLayout {
+        anchors.fill: parent
+        anchors.margins: 8
+        spacing: 6
+
+        RowLayout {
+            Label { text: "Workers:" }
+            SpinBox {
+                id: workersBox
+                from: 1
+                to: 16
+                value: pool.maxWorkers
+                onValueModified: pool.maxWorkers = value
+            }
+            Label { text: "Jobs:" }
+            SpinBox {
+                id: jobCountBox
+                from: 1
+                to: 100
+                value: 12
+            }
+            Item { Layout.fillWidth: true }
+            Button {
+                id: startButton
+                text: "Start"
+                enabled: !window.running
+                onClicked: window.start(jobCountBox.value)
+            }
+            Button {
+                id: cancelAllButton
+                text: "Cancel all"
+                enabled: window.running
+                onClicked: window.cancelAll()
+            }
+        }
+
+        Frame {
+            Layout.fillWidth: true
+            Layout.fillHeight: true
+            padding: 2
+
+            ListView {
+                id: list
+                anchors.fill: parent
+                clip: true
+                model: window.jobs
+                delegate: RowLayout {
+                    id: row
+                    required property var modelData
+                    required property int index
+                    readonly property TaskFuture future: modelData.future
+                    width: ListView.view.width
+                    spacing: 8
+
+                    Label {
+                        text: row.modelData.name
+                        Layout.preferredWidth: 90
+                        Layout.leftMargin: 4
+                    }
+                    Label {
+                        Layout.preferredWidth: 190
+                        elide: Text.ElideRight
+                        text: {
+                            const status = window.statusName(row.future.status);
+                            if (row.future.status === TaskFuture.Finished)
+                                return status + " (result " + row.future.result + ")";
+                            if (row.future.status === TaskFuture.Failed)
+                                return status + ": " + row.future.error;
+                            return status;
+                        }
+                    }
+                    ProgressBar {
+                        Layout.fillWidth: true
+                        from: 0
+                        to: 1
+                        value: row.future.progress
+                        // A JavaScript job reports no progress: busy while it runs.
+                        indeterminate: row.modelData.kind === "JavaScript"
+                                       && row.future.status === TaskFuture.Running
+                    }
+                    Button {
+                        text: "Cancel"
+                        enabled: !row.future.done
+                        onClicked: window.cancelJob(row.index)
+                    }
+                }
+            }
+        }
+
+        ProgressBar {
+            id: overall
+            Layout.fillWidth: true
+            from: 0
+            to: Math.max(window.jobs.length, 1)
+            // Bound to the pool's counts: what is neither running nor queued any more has settled.
+            value: window.jobs.length - pool.activeCount - pool.pendingCount
+        }
+        Label {
+            text: "active " + pool.activeCount + " · pending " + pool.pendingCount + " · workers "
+                  + pool.workerCount + " of " + pool.maxWorkers + " · settled " + window.settled + " of "
+                  + window.jobs.length + " · peak active " + window.peakActive
+        }
+    }
+
+    // --auto-quit: drives the window as a user would and checks what it shows.
+    QtObject {
+        id: autoRun
+        property int phase: 0
+        property bool cancelled: false
+        property var problems: []
+
+        function expect(ok, what) {
+            if (!ok)
+                problems.push(what);
+        }
+        function count(status) {
+            return window.jobs.filter(function (job) { return job.future.status === status; }).length;
+        }
+        function begin() {
+            window.stepMs = 15;
+            // Batch 1: 10 jobs on 3 workers; the last one is cancelled with its own button's action.
+            phase = 1;
+            workersBox.value = 3;
+            workersBox.valueModified();
+            jobCountBox.value = 10;
+            startButton.clicked();
+        }
+        function onSettled(index) {
+            if (phase === 1 && !cancelled) {
+                cancelled = true;
+                window.cancelJob(window.jobs.length - 1);
+            }
+            if (phase === 1 && window.settled === 4)
+                backend.screenshot(window);
+            if (phase === 2 && !cancelled && count(TaskFuture.Finished) >= 4) {
+                cancelled = true;
+                cancelAllButton.clicked();
+            }
+        }
+        function checkBatch1() {
+            window.jobs.forEach(function (job, i) {
+                const status = job.future.status;
+                if (i === window.jobs.length - 1) {
+                    expect(status === TaskFuture.Canceled, job.name + ": " + window.statusName(status) + ", not cancelled");
+                } else if (job.fails) {
+                    expect(status === TaskFuture.Failed && job.future.error.indexOf("on purpose") >= 0,
+                           job.name + ": " + window.statusName(status) + " '" + job.future.error + "', not failed");
+                } else if (job.kind === "C++") {
+                    expect(status === TaskFuture.Finished && job.future.result === job.steps * (job.steps + 1) / 2
+                           && job.future.progress === 1, job.name + ": " + window.statusName(status) + ", result "
+                           + job.future.result);
+                } else {
+                    expect(status === TaskFuture.Finished && job.future.result === window.stepMs * 12,
+                           job.name + ": " + window.statusName(status) + ", result " + job.future.result);
+                }
+            });
+            expect(window.peakActive === 3, "batch 1: peak active " + window.peakActive + ", expected 3");
+            backend.report("batch 1: " + count(TaskFuture.Finished) + " finished, " + count(TaskFuture.Failed)
+                           + " failed, " + count(TaskFuture.Canceled) + " cancelled; peak active "
+                           + window.peakActive + " of 3 workers");
+        }
+        function checkBatch2() {
+            const finished = count(TaskFuture.Finished), cancelledJobs = count(TaskFuture.Canceled);
+            const failed = window.jobs.filter(function (job) { return job.future.status === TaskFuture.Failed; });
+            expect(failed.every(function (job) { return job.fails; }), "batch 2: a job failed unexpectedly");
+            expect(finished + cancelledJobs + failed.length === window.jobs.length, "batch 2: a job did not settle");
+            expect(finished >= 4 && cancelledJobs >= 10,
+                   "batch 2: " + finished + " finished, " + cancelledJobs + " cancelled");
+            expect(window.peakActive <= 5, "batch 2: peak active " + window.peakActive + " > 5");
+            backend.report("batch 2: " + finished + " finished, " + failed.length + " failed, " + cancelledJobs
+                           + " cancelled; peak active " + window.peakActive + " of 5 workers");
+        }
+        function onBatch() {
+            if (phase === 1) {
+                checkBatch1();
+                // Batch 2: 20 jobs on 5 workers (through the spin box), all cancelled after 4 finished.
+                phase = 2;
+                cancelled = false;
+                workersBox.value = 5;
+                workersBox.valueModified();
+                expect(pool.maxWorkers === 5, "the spin box did not set maxWorkers");
+                jobCountBox.value = 20;
+                startButton.clicked();
+            } else if (phase === 2) {
+                checkBatch2();
+                phase = 3;
+                if (pool.activeCount === 0 && pool.pendingCount === 0)
+                    end();
+                // else: end() when the pool is idle (cancelled JavaScript jobs run until they settle)
+            }
+        }
+        function end() {
+            phase = 4;
+            expect(pool.activeCount === 0 && pool.pendingCount === 0, "the pool is not idle");
+            expect(startButton.enabled && !cancelAllButton.enabled, "the buttons did not come back");
+            problems.forEach(function (problem) { backend.report("FAILED: " + problem); });
+            backend.report(problems.length === 0 ? "auto-quit: OK" : "auto-quit: FAILED");
+            backend.finish(problems.length === 0 ? 0 : 1);
+        }
+    }
+    Connections {
+        target: window
+        enabled: backend.autoQuit
+        function onJobSettled(index) { autoRun.onSettled(index) }
+        function onBatchFinished() { autoRun.onBatch() }
+    }
+    Connections {
+        target: pool
+        enabled: backend.autoQuit
+        function onIdle() {
+            if (autoRun.phase === 3)
+                autoRun.end();
+        }
+    }
+    Component.onCompleted: {
+        if (backend.autoQuit)
+            Qt.callLater(autoRun.begin);
+    }
+}
