@@ -2,7 +2,9 @@
 // Jobs on a TaskPoolExecutor, seen from QML: C++ coroutine jobs (with progress, from the
 // `backend`) and JavaScript jobs (functions returning a Promise) share one bounded pool.
 import QtQuick
-import QtQuick.Controls
+// The Basic style on every platform: its controls draw no images (the image-based indicators of
+// other styles leak under the software renderer of Qt 6.4, used by the offscreen smoke test).
+import QtQuick.Controls.Basic
 import QtQuick.Layouts
 import TaskPool
 
@@ -32,6 +34,44 @@ ApplicationWindow {
     Connections {
         target: pool
         function onActiveCountChanged() { window.peakActive = Math.max(window.peakActive, pool.activeCount) }
+    }
+
+    // A plain progress bar: `value` in 0..1, or a moving block while `busy`. (Drawn with
+    // rectangles: the stock ProgressBar's indeterminate animation leaks scene graph nodes under
+    // the software renderer of Qt 6.4, which the offscreen smoke test uses.)
+    component Bar: Rectangle {
+        id: bar
+        property real value: 0
+        property bool busy: false
+        implicitHeight: 18
+        radius: 3
+        border.color: "#9a9a9a"
+        color: "#f4f4f4"
+        clip: true
+        Rectangle {
+            x: 1
+            y: 1
+            height: parent.height - 2
+            radius: 2
+            color: "#3d8fd6"
+            width: bar.busy ? 0 : Math.max(0, Math.min(1, bar.value)) * (bar.width - 2)
+        }
+        Rectangle {
+            id: pulse
+            visible: bar.busy
+            y: 1
+            height: parent.height - 2
+            width: bar.width / 4
+            radius: 2
+            color: "#3d8fd6"
+            NumberAnimation on x {
+                running: bar.busy
+                loops: Animation.Infinite
+                from: -pulse.width
+                to: bar.width
+                duration: 900
+            }
+        }
     }
 
     Component {
@@ -177,14 +217,11 @@ ApplicationWindow {
                             return status;
                         }
                     }
-                    ProgressBar {
+                    Bar {
                         Layout.fillWidth: true
-                        from: 0
-                        to: 1
                         value: row.future.progress
                         // A JavaScript job reports no progress: busy while it runs.
-                        indeterminate: row.modelData.kind === "JavaScript"
-                                       && row.future.status === TaskFuture.Running
+                        busy: row.modelData.kind === "JavaScript" && row.future.status === TaskFuture.Running
                     }
                     Button {
                         text: "Cancel"
@@ -195,13 +232,13 @@ ApplicationWindow {
             }
         }
 
-        ProgressBar {
+        Bar {
             id: overall
             Layout.fillWidth: true
-            from: 0
-            to: Math.max(window.jobs.length, 1)
+            implicitHeight: 22
             // Bound to the pool's counts: what is neither running nor queued any more has settled.
-            value: window.jobs.length - pool.activeCount - pool.pendingCount
+            value: window.jobs.length > 0
+                   ? (window.jobs.length - pool.activeCount - pool.pendingCount) / window.jobs.length : 0
         }
         Label {
             text: "active " + pool.activeCount + " · pending " + pool.pendingCount + " · workers "

@@ -9,7 +9,7 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
-#include <QCoro/QCoroSignal>
+#include <QFuture>
 #include <QCoro/QCoroTimer>
 #include <QProgressBar>
 #include <QPushButton>
@@ -22,18 +22,29 @@ using namespace std::chrono_literals;
 
 namespace {
 
+//! The next emission of a signal, as a future (QtFuture::connect) awaited through TaskPool::Future.
+/*!
+ * (Awaiting `qCoro(object, &Class::signal)` in a loop is avoided here: with QCoro 0.8, a signal
+ * emitted twice before the coroutine resumes can resume it twice.)
+ */
+template <typename Sender, typename Signal> QCoro::Task<void> nextSignal(Sender* sender, Signal signal)
+{
+    auto future = QtFuture::connect(sender, signal);
+    co_await TaskPool::Future(future);
+}
+
 //! Awaits `batchFinished`, unless the batch is already over.
 QCoro::Task<void> batchOver(JobWindow& window)
 {
     if (window.isRunning())
-        co_await qCoro(&window, &JobWindow::batchFinished);
+        co_await nextSignal(&window, &JobWindow::batchFinished);
 }
 
 //! Awaits the pool's `idle` signal, unless it is idle already.
 QCoro::Task<void> poolIdle(JobWindow& window)
 {
     if (window.pool().activeCount() > 0 || window.pool().pendingCount() > 0)
-        co_await qCoro(&window.pool(), &TaskPool::TaskPoolExecutor::idle);
+        co_await nextSignal(&window.pool(), &TaskPool::TaskPoolExecutor::idle);
 }
 
 //! Drives the window through its buttons and checks what it shows; the exit status.
@@ -93,7 +104,7 @@ QCoro::Task<int> autoRun(JobWindow& window, QString screenshot)
             finished += job.state == JobWindow::State::Done ? 1 : 0;
         if (finished >= 4 || !window.isRunning())
             break;
-        co_await qCoro(&window, &JobWindow::jobSettled);
+        co_await nextSignal(&window, &JobWindow::jobSettled);
     }
     window.cancelButton()->click();
     co_await batchOver(window);
