@@ -203,10 +203,13 @@ namespace detail {
         while (Job* job = popFront()) {
             if (listens(PendingCountChanged))
                 Q_EMIT q->pendingCountChanged(pending);
-            if (!job->isCancelRequested() && !job->isSettled())
+            if (!job->isCancelRequested() && !job->isSettled()) {
+                releaseIdleWorkers();
                 return job;
+            }
             drop(job); // cancelled through a plain QFuture, or from another thread
         }
+        releaseIdleWorkers();
         return nullptr;
     }
 
@@ -276,6 +279,7 @@ namespace detail {
                 Q_EMIT q->pendingCountChanged(pending);
             drop(job);
             checkIdle();
+            releaseIdleWorkers();
         } else {
             report(job); // running: its slot stays taken until its coroutine ends
         }
@@ -338,14 +342,22 @@ namespace detail {
                 Q_EMIT q->pendingCountChanged(pending);
             checkIdle();
         }
-        if (!m_head) {
-            // Idle workers have nothing left to do: end them here rather than through the event
-            // loop, which may not run again.
-            for (Worker* worker : std::exchange(m_idle, {})) {
-                auto handle = worker->idleHandle;
-                leave(worker);
-                handle.destroy();
-            }
+        releaseIdleWorkers();
+    }
+
+    void ExecutorCore::releaseIdleWorkers()
+    {
+        // Once shut down with nothing queued, idle workers have nothing left to do: end them here
+        // rather than through the event loop, which may not run again. Also when the queue drains
+        // after the shutdown: workers that were parked while work was still queued (only some of
+        // them are woken per job) would otherwise never leave, and shutdown(wait) never return.
+        if (!shutdown.load(std::memory_order_relaxed) || m_head || m_idle.empty())
+            return;
+        const auto self = shared_from_this(); // destroying idle workers may release the last owner
+        for (Worker* worker : std::exchange(m_idle, {})) {
+            auto handle = worker->idleHandle;
+            leave(worker);
+            handle.destroy();
         }
     }
 

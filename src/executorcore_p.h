@@ -84,6 +84,7 @@ private:
     void wakeOrSpawn();
     void report(Job* job);
     void checkIdle();
+    void releaseIdleWorkers();
 
     Job* m_head = nullptr;
     Job* m_tail = nullptr;
