@@ -240,7 +240,7 @@ namespace detail {
         job->core = nullptr;
         report(job);
         job->deref();
-        if (q)
+        if (listens(ActiveCountChanged))
             Q_EMIT q->activeCountChanged(active);
         // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
         if (m_head && active < maxWorkers && !m_idle.empty())

@@ -15,18 +15,29 @@ struct ReadyQueue
 {
     std::vector<std::coroutine_handle<>> ready;
     std::vector<std::coroutine_handle<>> draining;
-    bool posted = false;
+    bool posted = false; // a drain event is on its way
+    bool inDrain = false;
 
     void drain()
     {
         posted = false;
-        // A snapshot: what becomes ready meanwhile waits for the next event, so that coroutines
-        // that keep yielding cannot starve the rest of the event loop.
-        std::swap(ready, draining);
-        for (auto handle : draining)
-            handle.resume();
-        draining.clear();
+        inDrain = true;
+        // What becomes ready while draining (a task ending wakes its awaiter, which submits the
+        // next task...) runs in the same event, up to a bound, so that a chain of resumptions
+        // costs one posted event, yet coroutines that keep yielding cannot starve the event loop.
+        for (int rounds = 0; !ready.empty() && rounds < maxRounds; ++rounds) {
+            std::swap(ready, draining);
+            for (auto handle : draining)
+                handle.resume();
+            draining.clear();
+        }
+        inDrain = false;
+        if (!ready.empty())
+            post();
     }
+    void post();
+
+    static constexpr int maxRounds = 16;
 };
 
 thread_local ReadyQueue readyQueue;
@@ -50,6 +61,15 @@ struct DrainEvent
     }
 };
 
+void ReadyQueue::post()
+{
+    auto *dispatcher = QAbstractEventDispatcher::instance();
+    if (!dispatcher)
+        return; // the application is going away; nothing runs any more
+    posted = true;
+    QMetaObject::invokeMethod(dispatcher, DrainEvent(), Qt::QueuedConnection);
+}
+
 } // namespace
 
 void resumeLater(std::coroutine_handle<> handle, QThread *thread)
@@ -64,15 +84,13 @@ void resumeLater(std::coroutine_handle<> handle, QThread *thread)
         handle.resume();
         return;
     }
-    if (!readyQueue.posted) {
-        auto *dispatcher = QAbstractEventDispatcher::instance();
-        if (!dispatcher) {
+    if (!readyQueue.posted && !readyQueue.inDrain) {
+        if (!QAbstractEventDispatcher::instance()) {
             // No event loop in this thread (no QCoreApplication): nothing else could resume it.
             handle.resume();
             return;
         }
-        readyQueue.posted = true;
-        QMetaObject::invokeMethod(dispatcher, DrainEvent(), Qt::QueuedConnection);
+        readyQueue.post();
     }
     readyQueue.ready.push_back(handle);
 }
