@@ -49,10 +49,8 @@ void Job::endSettle()
 
 bool Job::cancel()
 {
-    if (!beginSettle())
+    if (!settleCancelled())
         return false;
-    markCancelled();
-    endSettle();
     // From another thread the executor learns of it when it reaches the job (see Future).
     if (thread == QThread::currentThread() && core)
         core->jobCancelled(this);

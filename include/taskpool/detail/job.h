@@ -93,6 +93,15 @@ protected:
     void endSettle();
     //! Records a cancellation in the outcome store (the QFuture); called between begin/endSettle.
     virtual void markCancelled() = 0;
+    //! Settles the job cancelled, unless it has settled already.
+    bool settleCancelled()
+    {
+        if (!beginSettle())
+            return false;
+        markCancelled();
+        endSettle();
+        return true;
+    }
 
 private:
     enum : quint8 { Open, Settling, Settled };

@@ -47,13 +47,6 @@ public:
 protected:
     void started() { }
     void markCancelled() override { m_outcome.template emplace<Cancelled>(); }
-    void settleCancelled()
-    {
-        if (beginSettle()) {
-            markCancelled();
-            endSettle();
-        }
-    }
     void settleFailed(std::exception_ptr error)
     {
         if (beginSettle()) {

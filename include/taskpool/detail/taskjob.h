@@ -187,13 +187,6 @@ protected:
         m_fi.cancel();
         m_fi.reportFinished();
     }
-    void settleCancelled()
-    {
-        if (beginSettle()) {
-            markCancelled();
-            endSettle();
-        }
-    }
     void settleFailed(std::exception_ptr error)
     {
         if (beginSettle()) {
