@@ -15,6 +15,7 @@ struct ReadyQueue
 {
     std::vector<std::coroutine_handle<>> ready;
     std::vector<std::coroutine_handle<>> draining;
+    std::vector<std::coroutine_handle<>> nextTurn; // yields made while draining
     bool posted = false; // a drain event is on its way
     bool inDrain = false;
 
@@ -32,6 +33,8 @@ struct ReadyQueue
             draining.clear();
         }
         inDrain = false;
+        ready.insert(ready.end(), nextTurn.begin(), nextTurn.end());
+        nextTurn.clear();
         if (!ready.empty())
             post();
     }
@@ -93,6 +96,14 @@ void resumeLater(std::coroutine_handle<> handle, QThread *thread)
         readyQueue.post();
     }
     readyQueue.ready.push_back(handle);
+}
+
+void yieldLater(std::coroutine_handle<> handle)
+{
+    if (readyQueue.inDrain)
+        readyQueue.nextTurn.push_back(handle); // after the events already posted, not in this drain
+    else
+        resumeLater(handle);
 }
 
 } // namespace TaskPool::detail

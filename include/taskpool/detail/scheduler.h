@@ -20,11 +20,15 @@ namespace TaskPool::detail {
  */
 TASKPOOL_EXPORT void resumeLater(std::coroutine_handle<> handle, QThread *thread = nullptr);
 
-//! An awaitable that suspends and comes back through resumeLater() (a yield to the event loop).
+//! Resumes \a handle from a later turn of the current thread's event loop, after the events
+//! already posted (resumeLater() may resume it within the drain that is running).
+TASKPOOL_EXPORT void yieldLater(std::coroutine_handle<> handle);
+
+//! An awaitable that suspends and comes back from a later turn of the event loop.
 struct Yield
 {
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> handle) const { resumeLater(handle); }
+    void await_suspend(std::coroutine_handle<> handle) const { yieldLater(handle); }
     void await_resume() const noexcept { }
 };
 
