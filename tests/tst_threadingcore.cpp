@@ -180,9 +180,7 @@ private Q_SLOTS:
             // The posted hand-off below is invisible to ThreadSanitizer: order the accesses to
             // `remote` through a mutex it sees.
             std::mutex remoteMutex;
-            {
-                std::lock_guard lock(remoteMutex);
-            }
+            std::unique_lock posting(remoteMutex); // held while the lambda is made and posted
             QMetaObject::invokeMethod(&receiver, [&] {
                 std::lock_guard lock(remoteMutex);
                 remote.emplace([](TaskPoolExecutor& pool, std::atomic<QThread*>& resumedIn, std::atomic<int>& result,
@@ -193,6 +191,7 @@ private Q_SLOTS:
                     QMetaObject::invokeMethod(&context, [&done] { done.open(); });
                 }(pool, resumedIn, result, context, done));
             });
+            posting.unlock();
             co_await done;
             CO_COMPARE(result.load(), 81);
             CO_VERIFY(resumedIn.load() == &other);
@@ -204,6 +203,9 @@ private Q_SLOTS:
                     remote.reset();
                 },
                 Qt::BlockingQueuedConnection);
+            {
+                std::lock_guard lock(remoteMutex);
+            } // `remote` is destroyed in this thread
             other.quit();
             other.wait();
             co_await pool.shutdown();
