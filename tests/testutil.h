@@ -8,39 +8,46 @@
 #include <QCoro/QCoroTimer>
 #include <QElapsedTimer>
 #include <QEventLoop>
+#include <QFuture>
+#include <QPromise>
 #include <QTest>
 #include <QTimer>
 
+#include <algorithm>
 #include <chrono>
+#include <coroutine>
 #include <exception>
+#include <stdexcept>
+#include <utility>
+#include <vector>
 
 // QVERIFY/QCOMPARE `return`, which a coroutine cannot: these `co_return` instead.
-#define CO_VERIFY(statement)                                                                         \
-    do {                                                                                             \
-        if (!QTest::qVerify(static_cast<bool>(statement), #statement, "", __FILE__, __LINE__))       \
-            co_return;                                                                               \
+#define CO_VERIFY(statement)                                                                                           \
+    do {                                                                                                               \
+        if (!QTest::qVerify(static_cast<bool>(statement), #statement, "", __FILE__, __LINE__))                         \
+            co_return;                                                                                                 \
     } while (false)
-#define CO_VERIFY2(statement, description)                                                           \
-    do {                                                                                             \
-        if (!QTest::qVerify(static_cast<bool>(statement), #statement, description, __FILE__, __LINE__)) \
-            co_return;                                                                               \
+#define CO_VERIFY2(statement, description)                                                                             \
+    do {                                                                                                               \
+        if (!QTest::qVerify(static_cast<bool>(statement), #statement, description, __FILE__, __LINE__))                \
+            co_return;                                                                                                 \
     } while (false)
-#define CO_COMPARE(actual, expected)                                                                 \
-    do {                                                                                             \
-        if (!QTest::qCompare(actual, expected, #actual, #expected, __FILE__, __LINE__))              \
-            co_return;                                                                               \
+#define CO_COMPARE(actual, expected)                                                                                   \
+    do {                                                                                                               \
+        if (!QTest::qCompare(actual, expected, #actual, #expected, __FILE__, __LINE__))                                \
+            co_return;                                                                                                 \
     } while (false)
 // Evaluates `expression` (which may co_await) and checks that it throws `Exception`.
-#define CO_VERIFY_THROWS(expression, Exception)                                                      \
-    do {                                                                                             \
-        bool thrown_ = false;                                                                        \
-        try {                                                                                        \
-            expression;                                                                              \
-        } catch (const Exception &) {                                                                \
-            thrown_ = true;                                                                          \
-        }                                                                                            \
-        if (!QTest::qVerify(thrown_, #expression, "did not throw " #Exception, __FILE__, __LINE__)) \
-            co_return;                                                                               \
+#define CO_VERIFY_THROWS(expression, Exception)                                                                        \
+    do {                                                                                                               \
+        bool thrown_ = false;                                                                                          \
+        try {                                                                                                          \
+            expression;                                                                                                \
+        } catch (const Exception&) {                                                                                   \
+            thrown_ = true;                                                                                            \
+        }                                                                                                              \
+        if (!QTest::qVerify(thrown_, #expression, "did not throw " #Exception, __FILE__, __LINE__))                    \
+            co_return;                                                                                                 \
     } while (false)
 
 namespace TestUtil {
@@ -54,10 +61,10 @@ inline void run(QCoro::Task<void> body, std::chrono::milliseconds timeout = 10s)
     bool finished = false;
     QString error;
     QEventLoop loop;
-    auto wrapper = [](QCoro::Task<void> body, bool &finished, QString &error, QEventLoop &loop) -> QCoro::Task<void> {
+    auto wrapper = [](QCoro::Task<void> body, bool& finished, QString& error, QEventLoop& loop) -> QCoro::Task<void> {
         try {
             co_await body;
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             error = QString::fromUtf8(e.what());
         } catch (...) {
             error = QStringLiteral("unknown exception");
@@ -86,8 +93,7 @@ inline QCoro::Task<void> sleep(std::chrono::milliseconds ms)
 }
 
 //! Something to suspend on until the test releases it: a manual-reset event.
-class Gate
-{
+class Gate {
 public:
     bool isOpen() const { return m_open; }
     void open()
@@ -98,9 +104,8 @@ public:
     }
     auto operator co_await()
     {
-        struct Awaiter
-        {
-            Gate &gate;
+        struct Awaiter {
+            Gate& gate;
             bool await_ready() const noexcept { return gate.m_open; }
             void await_suspend(std::coroutine_handle<> handle) { gate.m_waiters.push_back(handle); }
             void await_resume() const noexcept { }
@@ -112,5 +117,132 @@ private:
     bool m_open = false;
     std::vector<std::coroutine_handle<>> m_waiters;
 };
+
+// ---- Task bodies and helpers shared by several test files ----------------------------------------
+
+//! \a x times \a y after \a Ms milliseconds on a QTimer.
+template <int Ms> QCoro::Task<int> delayedMul(int x, int y)
+{
+    co_await sleep(std::chrono::milliseconds(Ms));
+    co_return x* y;
+}
+
+//! \a x times \a y after a millisecond.
+inline QCoro::Task<int> amul(int x, int y)
+{
+    co_await sleep(1ms);
+    co_return x* y;
+}
+
+//! Holds its task until the test opens \a gate, then returns \a value.
+inline QCoro::Task<int> gated(Gate* gate, int value)
+{
+    co_await *gate;
+    co_return value;
+}
+
+//! Holds its task until the test opens \a gate, then returns 0.
+inline QCoro::Task<int> waitFor(Gate* gate)
+{
+    co_await *gate;
+    co_return 0;
+}
+
+//! An exception that does not derive from std::exception.
+struct NotAnException {
+    int code;
+};
+
+//! Suspends until \a done() holds, letting the event loop run in between (the watchdog bounds it).
+template <typename Pred> QCoro::Task<void> until(Pred done)
+{
+    while (!done())
+        co_await TaskPool::detail::Yield {};
+}
+
+//! Suspends until \a obj emits \a signal; resumes from the event loop, never inside the emission.
+//! (QCoro 0.8's qCoro(signal) resumes through a queued call that may outlive its awaiter.)
+template <typename Obj, typename Signal> struct NextEmission {
+    Obj* obj;
+    Signal signal;
+    QMetaObject::Connection connection;
+
+    ~NextEmission() { QObject::disconnect(connection); }
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> handle)
+    {
+        connection = QObject::connect(obj, signal, obj, [this, handle] {
+            QObject::disconnect(connection);
+            TaskPool::detail::resumeLater(handle);
+        });
+    }
+    void await_resume() const noexcept { }
+};
+
+//! Resumes once \a pred holds, re-checking whenever \a obj emits \a signal (no polling).
+template <typename Obj, typename Signal, typename Pred> QCoro::Task<void> until(Obj* obj, Signal signal, Pred pred)
+{
+    while (!pred())
+        co_await NextEmission<Obj, Signal> { obj, signal, {} };
+}
+
+//! \a n event loop turns: long enough for every notice posted so far (watcher events, resumptions
+//! they queue) to have been handled, so that "not returned yet" is a real observation.
+inline QCoro::Task<void> turns(int n = 3)
+{
+    for (; n > 0; --n)
+        co_await TaskPool::detail::Yield {};
+}
+
+//! Submits `fn(args...)` in the callable form, or the awaitable it makes in the awaitable form.
+template <typename Fn, typename... Args>
+auto submitAs(TaskPool::TaskPoolExecutor& pool, bool asAwaitable, Fn fn, Args... args)
+{
+    if (asAwaitable)
+        return pool.submit(fn(args...));
+    return pool.submit(fn, args...);
+}
+
+//! The data column of a test that runs in both submit forms.
+inline void addSubmitForms()
+{
+    QTest::addColumn<bool>("asAwaitable");
+    QTest::newRow("callable") << false;
+    QTest::newRow("awaitable") << true;
+}
+
+// The three kinds of future that have already settled before a test awaits them.
+inline QFuture<int> successfulFuture()
+{
+    QPromise<int> promise;
+    promise.start();
+    promise.addResult(42);
+    promise.finish();
+    return promise.future();
+}
+
+inline QFuture<int> exceptionFuture()
+{
+    QPromise<int> promise;
+    promise.start();
+    promise.setException(std::make_exception_ptr(std::runtime_error("OSError")));
+    promise.finish();
+    return promise.future();
+}
+
+inline QFuture<int> cancelledFuture()
+{
+    QPromise<int> promise;
+    promise.start();
+    promise.future().cancel();
+    promise.finish();
+    return promise.future();
+}
+
+//! Whether \a a and \a b share their state (QFuture has no operator== in Qt 6).
+inline bool same(const QFuture<int>& a, const QFuture<int>& b)
+{
+    return QFutureInterfaceBase::get(a) == QFutureInterfaceBase::get(b);
+}
 
 } // namespace TestUtil

@@ -15,50 +15,6 @@ using TaskPool::Future;
 
 namespace {
 
-QFuture<int> successfulFuture()
-{
-    QPromise<int> promise;
-    promise.start();
-    promise.addResult(42);
-    promise.finish();
-    return promise.future();
-}
-
-QFuture<int> exceptionFuture()
-{
-    QPromise<int> promise;
-    promise.start();
-    promise.setException(std::make_exception_ptr(std::runtime_error("OSError")));
-    promise.finish();
-    return promise.future();
-}
-
-QFuture<int> cancelledFuture()
-{
-    QPromise<int> promise;
-    promise.start();
-    promise.future().cancel();
-    promise.finish();
-    return promise.future();
-}
-
-QCoro::Task<int> amul(int x, int y)
-{
-    co_await TestUtil::sleep(10ms);
-    co_return x* y;
-}
-
-QCoro::Task<int> waitFor(Gate* gate)
-{
-    co_await *gate;
-    co_return 0;
-}
-
-bool same(const QFuture<int>& a, const QFuture<int>& b)
-{
-    return QFutureInterfaceBase::get(a) == QFutureInterfaceBase::get(b);
-}
-
 bool contains(const QList<QFuture<int>>& list, const QFuture<int>& future)
 {
     return std::any_of(list.begin(), list.end(), [&](const QFuture<int>& f) { return same(f, future); });
@@ -91,8 +47,8 @@ private Q_SLOTS:
             QFuture<int> futureC = cancelledFuture();
             QFuture<int> futureE = exceptionFuture();
             QFuture<int> futureS = successfulFuture();
-            QFuture<int> future1 = pool.submit(amul, 2, 21);
-            QFuture<int> future2 = pool.submit(amul, 7, 6);
+            QFuture<int> future1 = pool.submit(delayedMul<10>, 2, 21);
+            QFuture<int> future2 = pool.submit(delayedMul<10>, 7, 6);
             const QList<QFuture<int>> futures { futureC, futureE, futureS, future1, future2 };
             QList<QFuture<int>> yielded;
             QCORO_FOREACH(const QFuture<int>& future, TaskPool::asCompleted(futures))
@@ -238,7 +194,7 @@ private Q_SLOTS:
     {
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(2);
-            Future<int> future1 = pool.submit(amul, 3, 3);
+            Future<int> future1 = pool.submit(delayedMul<10>, 3, 3);
             const QList<Future<int>> futures { future1, future1, future1 };
             int count = 0;
             QCORO_FOREACH(const Future<int>& f, TaskPool::asCompleted(futures))
@@ -395,7 +351,7 @@ private Q_SLOTS:
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(2);
             Gate gate;
-            QList<Future<int>> futures { pool.submit(amul, 1, 5), pool.submit(waitFor, &gate) };
+            QList<Future<int>> futures { pool.submit(delayedMul<10>, 1, 5), pool.submit(waitFor, &gate) };
             int seen = 0;
             QCORO_FOREACH(const Future<int>& f, TaskPool::asCompleted(futures))
             {

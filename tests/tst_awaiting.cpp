@@ -12,12 +12,6 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
-QCoro::Task<int> gated(Gate* gate, int value)
-{
-    co_await *gate;
-    co_return value;
-}
-
 // A coroutine that only records that it was resumed: it stands for an awaiting coroutine whose
 // frame is destroyed before the future settles, and must then never be resumed.
 struct Probe {

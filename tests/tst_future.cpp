@@ -15,28 +15,10 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
-QCoro::Task<int> amul(int x, int y)
-{
-    co_await TestUtil::sleep(1ms);
-    co_return x* y;
-}
-
-QCoro::Task<int> gated(Gate* gate, int value)
-{
-    co_await *gate;
-    co_return value;
-}
-
 QCoro::Task<int> failing(Gate* gate)
 {
     co_await *gate;
     throw std::domain_error("failed");
-}
-
-template <typename Pred> QCoro::Task<void> until(Pred done)
-{
-    while (!done())
-        co_await TaskPool::detail::Yield {};
 }
 
 //! Lets every event already posted to this thread (watcher call-outs) be delivered: the second

@@ -17,18 +17,6 @@ struct TaggedError : std::runtime_error {
     int tag;
 };
 
-QCoro::Task<int> amul(int x, int y)
-{
-    co_await TestUtil::sleep(5ms);
-    co_return x* y;
-}
-
-QCoro::Task<int> waitFor(Gate* gate)
-{
-    co_await *gate;
-    co_return 0;
-}
-
 QCoro::Task<void> touch(int* counter)
 {
     co_await TestUtil::sleep(1ms);
@@ -59,13 +47,6 @@ struct Promises {
     }
 };
 
-// Event loop turns, so that a "not yet" is an observation (see tst_wait.cpp).
-QCoro::Task<void> turns()
-{
-    for (int i = 0; i < 3; ++i)
-        co_await TaskPool::detail::Yield();
-}
-
 } // namespace
 
 class tst_Gather : public QObject {
@@ -91,7 +72,7 @@ private Q_SLOTS:
             TaskPool::TaskPoolExecutor pool(2);
             QList<Future<int>> futures;
             for (int i = 0; i < 6; ++i)
-                futures.append(pool.submit(amul, i, 2));
+                futures.append(pool.submit(delayedMul<5>, i, 2));
             const QList<int> results = co_await TaskPool::gather(futures);
             CO_COMPARE(results, (QList<int> { 0, 2, 4, 6, 8, 10 }));
             co_await pool.shutdown();
@@ -142,7 +123,7 @@ private Q_SLOTS:
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(1);
             Gate gate;
-            Future<int> first = pool.submit(amul, 2, 3);
+            Future<int> first = pool.submit(delayedMul<5>, 2, 3);
             Future<int> queued = pool.submit(waitFor, &gate);
             QList<Future<int>> futures { first, queued };
             auto gathering = TaskPool::gather(futures);

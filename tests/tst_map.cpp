@@ -36,7 +36,7 @@ TaskPool::detail::Yield nextTurn()
     return {};
 }
 
-QCoro::Task<int> amul(int x, int y)
+QCoro::Task<int> aturnmul(int x, int y)
 {
     co_await nextTurn();
     co_return x* y;
@@ -179,9 +179,9 @@ concept Mappable = requires(TaskPoolExecutor& pool, Fn fn, Ranges&&... ranges)
     pool.map(MapOptions {}, fn, std::forward<Ranges>(ranges)...);
 };
 static_assert(Mappable<decltype(&astr), std::vector<int>>);
-static_assert(Mappable<decltype(&amul), std::vector<int>, decltype(std::views::iota(0))>);
+static_assert(Mappable<decltype(&aturnmul), std::vector<int>, decltype(std::views::iota(0))>);
 static_assert(!Mappable<decltype(&astr)>);
-static_assert(!Mappable<decltype(&amul), std::vector<int>>);
+static_assert(!Mappable<decltype(&aturnmul), std::vector<int>>);
 
 } // namespace
 
@@ -255,7 +255,7 @@ private Q_SLOTS:
         run([](QList<int> xs, QList<int> ys, QList<int> expected) -> QCoro::Task<void> {
             TaskPoolExecutor pool(3);
             QList<int> results;
-            QCORO_FOREACH(int r, pool.map(amul, xs, ys))
+            QCORO_FOREACH(int r, pool.map(aturnmul, xs, ys))
             {
                 results.append(r);
             }
@@ -510,7 +510,7 @@ private Q_SLOTS:
                 expectedPulled.append(std::min(4, bufferSize + k + 1));
             if (twoRanges) {
                 QList<int> results;
-                QCORO_FOREACH(int r, pool.map(buffer(bufferSize), amul, input, std::views::iota(0, 4)))
+                QCORO_FOREACH(int r, pool.map(buffer(bufferSize), aturnmul, input, std::views::iota(0, 4)))
                 {
                     results.append(r);
                     pulledAtResult.append(input.pulled());
@@ -559,7 +559,7 @@ private Q_SLOTS:
             if (twoRanges) {
                 auto mul = [&](int x, int y) {
                     ++calls;
-                    return amul(x, y);
+                    return aturnmul(x, y);
                 };
                 QCORO_FOREACH(int r, pool.map(buffer(bufferSize), mul, std::views::iota(0), std::views::iota(0)))
                 {

@@ -23,27 +23,6 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
-QCoro::Task<int> gated(Gate* gate, int value)
-{
-    co_await *gate;
-    co_return value;
-}
-
-template <typename Pred> QCoro::Task<void> until(Pred done)
-{
-    while (!done())
-        co_await TaskPool::detail::Yield {};
-}
-
-QCoro::Task<void> turns(int n)
-{
-    for (; n > 0; --n)
-        co_await TaskPool::detail::Yield {};
-}
-
-struct NotAnException {
-    int code;
-};
 using CString = const char*;
 
 } // namespace
@@ -85,7 +64,9 @@ private Q_SLOTS:
                             });
             for (int bad : { 0, -3 }) {
                 const TaskPool::MapOptions options { bad };
-                CO_VERIFY_THROWS((void)pool.map(options, [](int i) { return i; }, counting), std::invalid_argument);
+                CO_VERIFY_THROWS((void)pool.map(
+                                     options, [](int i) { return i; }, counting),
+                                 std::invalid_argument);
             }
             co_await turns(3);
             CO_COMPARE(read, 0);
@@ -336,7 +317,8 @@ private Q_SLOTS:
             };
             try {
                 auto results = pool.map(throwAtTwo, std::views::iota(0, 5));
-                QCORO_FOREACH(int r, results) {
+                QCORO_FOREACH(int r, results)
+                {
                     seen.append(r);
                 }
             } catch (const NotAnException& e) {

@@ -15,47 +15,15 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
-QCoro::Task<int> amul(int x, int y)
-{
-    co_await TestUtil::sleep(1ms);
-    co_return x* y;
-}
-
 QCoro::Task<int> aabs(int x)
 {
     co_await TestUtil::sleep(1ms);
     co_return std::abs(x);
 }
 
-QCoro::Task<int> gated(Gate* gate, int value)
-{
-    co_await *gate;
-    co_return value;
-}
-
 QCoro::Task<void> asleep(int ms)
 {
     co_await TestUtil::sleep(std::chrono::milliseconds(ms));
-}
-
-template <typename Fn, typename... Args> auto submitAs(TaskPoolExecutor& pool, bool asAwaitable, Fn fn, Args... args)
-{
-    if (asAwaitable)
-        return pool.submit(fn(args...));
-    return pool.submit(fn, args...);
-}
-
-template <typename Pred> QCoro::Task<void> until(Pred done)
-{
-    while (!done())
-        co_await TaskPool::detail::Yield {};
-}
-
-void addSubmitForms()
-{
-    QTest::addColumn<bool>("asAwaitable");
-    QTest::newRow("callable") << false;
-    QTest::newRow("awaitable") << true;
 }
 
 } // namespace

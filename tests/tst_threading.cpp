@@ -19,18 +19,6 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
-QCoro::Task<int> gated(Gate* gate, int value)
-{
-    co_await *gate;
-    co_return value;
-}
-
-template <typename Pred> QCoro::Task<void> until(Pred done)
-{
-    while (!done())
-        co_await TaskPool::detail::Yield {};
-}
-
 //! Threads that run \a body once each; awaited without blocking the executor's event loop.
 class Threads {
 public:

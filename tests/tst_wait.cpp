@@ -15,46 +15,6 @@ using TaskPool::ReturnWhen;
 
 namespace {
 
-// The three kinds of future that have already settled before a wait starts.
-QFuture<int> successfulFuture()
-{
-    QPromise<int> promise;
-    promise.start();
-    promise.addResult(42);
-    promise.finish();
-    return promise.future();
-}
-
-QFuture<int> exceptionFuture()
-{
-    QPromise<int> promise;
-    promise.start();
-    promise.setException(std::make_exception_ptr(std::runtime_error("OSError")));
-    promise.finish();
-    return promise.future();
-}
-
-QFuture<int> cancelledFuture()
-{
-    QPromise<int> promise;
-    promise.start();
-    promise.future().cancel();
-    promise.finish();
-    return promise.future();
-}
-
-QCoro::Task<int> amul(int x, int y)
-{
-    co_await TestUtil::sleep(10ms);
-    co_return x* y;
-}
-
-QCoro::Task<int> waitFor(Gate* gate)
-{
-    co_await *gate;
-    co_return 0;
-}
-
 QCoro::Task<int> waitAndRaise(Gate* gate)
 {
     co_await *gate;
@@ -66,19 +26,6 @@ QCoro::Task<int> divmod(int x, int y)
     if (y == 0)
         throw std::domain_error("integer division or modulo by zero");
     co_return x / y;
-}
-
-// A few event loop turns: long enough for every notice posted so far (watcher events, resumptions
-// they queue) to have been handled, so that "not returned yet" is a real observation.
-QCoro::Task<void> turns()
-{
-    for (int i = 0; i < 3; ++i)
-        co_await TaskPool::detail::Yield();
-}
-
-bool same(const QFuture<int>& a, const QFuture<int>& b)
-{
-    return QFutureInterfaceBase::get(a) == QFutureInterfaceBase::get(b);
 }
 
 // Set equality by shared state (QFuture has no operator== in Qt 6).
@@ -101,7 +48,7 @@ private Q_SLOTS:
     {
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(2);
-            QFuture<int> future = pool.submit(amul, 1, 2);
+            QFuture<int> future = pool.submit(delayedMul<10>, 1, 2);
             const QList<QFuture<int>> futures { future, future };
             auto [done, notDone] = co_await TaskPool::wait(futures, ReturnWhen::AllCompleted);
             CO_COMPARE(done.size(), 1);
@@ -116,7 +63,7 @@ private Q_SLOTS:
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(2);
             Gate gate;
-            QFuture<int> future1 = pool.submit(amul, 21, 2);
+            QFuture<int> future1 = pool.submit(delayedMul<10>, 21, 2);
             QFuture<int> future2 = pool.submit(waitFor, &gate);
             const QList<QFuture<int>> futures { future1, future2 };
             auto [done, notDone] = co_await TaskPool::wait(futures, ReturnWhen::FirstCompleted);
@@ -183,7 +130,7 @@ private Q_SLOTS:
             TaskPool::TaskPoolExecutor pool(3);
             Gate event1;
             Gate event2;
-            Future<int> future1 = pool.submit(amul, 2, 21);
+            Future<int> future1 = pool.submit(delayedMul<10>, 2, 21);
             QFuture<int> future2 = pool.submit(waitAndRaise, &event1);
             QFuture<int> future3 = pool.submit(waitFor, &event2);
             // future1 completes before future2 fails.
@@ -276,7 +223,7 @@ private Q_SLOTS:
             QFuture<int> futureC = cancelledFuture();
             QFuture<int> futureE = exceptionFuture();
             QFuture<int> future1 = pool.submit(divmod, 2, 0);
-            QFuture<int> future2 = pool.submit(amul, 2, 21);
+            QFuture<int> future2 = pool.submit(delayedMul<10>, 2, 21);
             const QList<QFuture<int>> futures { futureS, futureC, futureE, future1, future2 };
             auto [finished, pending] = co_await TaskPool::wait(futures, ReturnWhen::AllCompleted);
             CO_VERIFY(sameSet(finished, futures));
@@ -291,7 +238,7 @@ private Q_SLOTS:
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(2);
             Gate gate;
-            QList<Future<int>> futures { pool.submit(amul, 1, 1), pool.submit(waitFor, &gate) };
+            QList<Future<int>> futures { pool.submit(delayedMul<10>, 1, 1), pool.submit(waitFor, &gate) };
             auto waiting = TaskPool::wait(futures);
             co_await Future<int>(futures.first());
             co_await turns();
@@ -355,7 +302,7 @@ private Q_SLOTS:
             []() -> QCoro::Task<void> {
                 TaskPool::TaskPoolExecutor pool(2);
                 Gate gate;
-                QList<Future<int>> futures { pool.submit(waitFor, &gate), pool.submit(amul, 3, 4) };
+                QList<Future<int>> futures { pool.submit(waitFor, &gate), pool.submit(delayedMul<10>, 3, 4) };
                 auto waiting = TaskPool::wait(futures, ReturnWhen::AllCompleted, 60s);
                 gate.open();
                 auto [done, notDone] = co_await waiting;
@@ -402,8 +349,8 @@ private Q_SLOTS:
         run([]() -> QCoro::Task<void> {
             TaskPool::TaskPoolExecutor pool(3);
             Gate gate;
-            QList<Future<int>> futures { pool.submit(amul, 1, 2), pool.submit(waitFor, &gate), pool.submit(amul, 3, 4),
-                                         pool.submit(waitFor, &gate) };
+            QList<Future<int>> futures { pool.submit(delayedMul<10>, 1, 2), pool.submit(waitFor, &gate),
+                                         pool.submit(delayedMul<10>, 3, 4), pool.submit(waitFor, &gate) };
             co_await futures[0];
             co_await futures[2];
             TaskPool::WaitResult<Future<int>> result = co_await TaskPool::wait(futures, ReturnWhen::FirstCompleted);
