@@ -1084,14 +1084,11 @@ private Q_SLOTS:
             for (auto& future : more)
                 co_await future;
             CO_COMPARE(pool.workerCount(), 3);
+            // The two workers spawned for `more` start from a later event-loop turn: let them run and
+            // park, so that all three are idle.
+            co_await turns();
             pool.setMaxWorkers(1);
-            // Known failure (already failing in tst_executorcore before the merge): the idle workers
-            // stay until later. Kept as expected failures so that a fix shows up as XPASS.
-            QTest::qExpectFail("", "idle workers beyond a lowered bound do not leave at once yet", QTest::Continue,
-                               __FILE__, __LINE__);
             CO_COMPARE(pool.workerCount(), 1);
-            QTest::qExpectFail("", "idle workers beyond a lowered bound do not leave at once yet", QTest::Continue,
-                               __FILE__, __LINE__);
             CO_COMPARE(pool.workerNames(), QStringList { QStringLiteral("Low_0") });
             CO_COMPARE(co_await pool.submit(amul, 2, 2), 4);
             co_await pool.shutdown();
