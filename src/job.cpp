@@ -4,12 +4,12 @@
 namespace TaskPool::detail {
 
 namespace {
-std::atomic<quint64> lastJobId { 0 };
+    std::atomic<quint64> lastJobId { 0 };
 }
 
 Job::Job() : id(lastJobId.fetch_add(1, std::memory_order_relaxed) + 1) { }
 
-bool Job::addWaiter(Waiter &waiter)
+bool Job::addWaiter(Waiter& waiter)
 {
     std::lock_guard lock(m_waitersMutex);
     if (m_state.load(std::memory_order_acquire) == Settled)
@@ -22,7 +22,7 @@ bool Job::addWaiter(Waiter &waiter)
     return true;
 }
 
-void Job::removeWaiter(Waiter &waiter) noexcept
+void Job::removeWaiter(Waiter& waiter) noexcept
 {
     std::lock_guard lock(m_waitersMutex);
     if (!waiter.handle)
@@ -40,8 +40,8 @@ void Job::endSettle()
 {
     std::lock_guard lock(m_waitersMutex);
     m_state.store(Settled, std::memory_order_release);
-    for (Waiter *waiter = std::exchange(m_waiters, nullptr); waiter;) {
-        Waiter *next = waiter->next;
+    for (Waiter* waiter = std::exchange(m_waiters, nullptr); waiter;) {
+        Waiter* next = waiter->next;
         resumeLater(std::exchange(waiter->handle, {}), waiter->thread);
         waiter = next;
     }
@@ -67,11 +67,11 @@ bool JobAwaiter::await_suspend(std::coroutine_handle<> handle)
     return m_registered;
 }
 
-QString describe(const std::exception_ptr &error)
+QString describe(const std::exception_ptr& error)
 {
     try {
         std::rethrow_exception(error);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         return QString::fromUtf8(e.what());
     } catch (...) {
         return QStringLiteral("an exception not derived from std::exception");

@@ -29,17 +29,16 @@ const QString importDir = QStringLiteral(TASKPOOL_QML_IMPORT_DIR);
 const QString testDir = QStringLiteral(TASKPOOL_QML_TEST_DIR);
 
 //! An engine whose import path points at <build>/qml, and one root object made from QML.
-class Qml
-{
+class Qml {
 public:
     Qml() : engine(std::make_unique<QQmlEngine>()) { engine->addImportPath(importDir); }
 
-    bool load(const QUrl &url)
+    bool load(const QUrl& url)
     {
         QQmlComponent component(engine.get(), url);
         return create(component);
     }
-    bool loadData(const QByteArray &source)
+    bool loadData(const QByteArray& source)
     {
         QQmlComponent component(engine.get());
         component.setData(source, QUrl(QStringLiteral("inline.qml")));
@@ -48,7 +47,7 @@ public:
     bool loadHarness() { return load(QUrl::fromLocalFile(testDir + QStringLiteral("/Harness.qml"))); }
 
     //! Evaluates \a expression with the root object as scope; a JavaScript error lands in error.
-    QVariant eval(const QString &expression)
+    QVariant eval(const QString& expression)
     {
         QQmlExpression e(engine->contextForObject(root.get()), root.get(), expression);
         const QVariant value = e.evaluate();
@@ -56,14 +55,14 @@ public:
         return value;
     }
     QString text() { return eval(QStringLiteral("text()")).toString(); }
-    int status(const QString &future) { return eval(future + QStringLiteral(".status")).toInt(); }
+    int status(const QString& future) { return eval(future + QStringLiteral(".status")).toInt(); }
 
     std::unique_ptr<QQmlEngine> engine;
     std::unique_ptr<QObject> root;
     QString error;
 
 private:
-    bool create(QQmlComponent &component)
+    bool create(QQmlComponent& component)
     {
         root.reset(component.create());
         if (!root)
@@ -79,8 +78,7 @@ QCoro::Task<int> twice(int x)
 }
 
 //! A C++ backend as an application would write one: coroutine jobs handed to QML.
-class Backend : public QObject
-{
+class Backend : public QObject {
     Q_OBJECT
 public:
     TaskPool::TaskPoolExecutor pool { 2 };
@@ -88,9 +86,9 @@ public:
     TaskPool::Future<int> lastFuture;
 
     // Reports progress 1 of 0..4, waits for the gate, then 4 of 4 and the result 7.
-    Q_INVOKABLE TaskPool::TaskFuture *startWithProgress()
+    Q_INVOKABLE TaskPool::TaskFuture* startWithProgress()
     {
-        lastFuture = pool.submit([this](QPromise<int> &promise) -> QCoro::Task<void> {
+        lastFuture = pool.submit([this](QPromise<int>& promise) -> QCoro::Task<void> {
             promise.setProgressRange(0, 4);
             promise.setProgressValue(1);
             co_await gate;
@@ -99,25 +97,25 @@ public:
         });
         return TaskPool::toTaskFuture(lastFuture, &pool);
     }
-    Q_INVOKABLE TaskPool::TaskFuture *doubled(int x) { return TaskPool::toTaskFuture(pool.submit(twice, x), &pool); }
-    Q_INVOKABLE TaskPool::TaskFuture *point()
+    Q_INVOKABLE TaskPool::TaskFuture* doubled(int x) { return TaskPool::toTaskFuture(pool.submit(twice, x), &pool); }
+    Q_INVOKABLE TaskPool::TaskFuture* point()
     {
         return TaskPool::toTaskFuture(pool.submit([]() -> QCoro::Task<QPoint> { co_return QPoint(3, 4); }));
     }
-    Q_INVOKABLE TaskPool::TaskFuture *failing()
+    Q_INVOKABLE TaskPool::TaskFuture* failing()
     {
         return TaskPool::toTaskFuture(pool.submit([]() -> QCoro::Task<QString> {
             co_await TestUtil::sleep(1ms);
             throw std::runtime_error("the backend failed");
         }));
     }
-    Q_INVOKABLE TaskPool::TaskFuture *waiting()
+    Q_INVOKABLE TaskPool::TaskFuture* waiting()
     {
         return TaskPool::toTaskFuture(pool.submit([this]() -> QCoro::Task<void> { co_await gate; }), &pool);
     }
     // A QFuture that does not come from a pool.
     QFutureInterface<QString> foreign;
-    Q_INVOKABLE TaskPool::TaskFuture *foreignFuture()
+    Q_INVOKABLE TaskPool::TaskFuture* foreignFuture()
     {
         foreign = QFutureInterface<QString>();
         return TaskPool::toTaskFuture(foreign.future());
@@ -126,8 +124,7 @@ public:
 
 } // namespace
 
-class tst_Qml : public QObject
-{
+class tst_Qml : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void moduleLoadsFromRootQmldirCopy();
@@ -174,23 +171,22 @@ void tst_Qml::moduleLoadsFromRootQmldirCopy()
 
     Qml qml;
     QVERIFY(qml.loadData("import TaskPool\nTaskPoolExecutor { maxWorkers: 3; taskNamePrefix: \"Root\" }"));
-    auto *pool = qobject_cast<TaskPool::QmlTaskPoolExecutor *>(qml.root.get());
+    auto* pool = qobject_cast<TaskPool::QmlTaskPoolExecutor*>(qml.root.get());
     QVERIFY(pool);
     QCOMPARE(pool->maxWorkers(), 3);
     QCOMPARE(pool->executor()->maxWorkers(), 3);
     QCOMPARE(pool->taskNamePrefix(), QStringLiteral("Root"));
     QCOMPARE(qml.eval(QStringLiteral("[TaskFuture.Pending, TaskFuture.Running, TaskFuture.Finished, "
                                      "TaskFuture.Failed, TaskFuture.Canceled].join()"))
-                     .toString(),
+                 .toString(),
              QStringLiteral("0,1,2,3,4"));
-
 }
 
 void tst_Qml::importThroughEnvironment()
 {
     // What an application that did not build TaskPool does with a custom prefix: QML_IMPORT_PATH.
     // A fresh process (this test in child mode), where nothing registered the module before.
-    auto child = [](const QString &importPath) {
+    auto child = [](const QString& importPath) {
         QProcess process;
         QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
         environment.insert(QStringLiteral("TST_QML_IMPORT_CHILD"), QStringLiteral("1"));
@@ -270,31 +266,31 @@ void tst_Qml::promiseJobsRespectMaxWorkers()
         ++settled;
     }
     QTRY_COMPARE(qml.eval(QStringLiteral("active")).toInt(), 0);
-    QTRY_COMPARE(qml.eval(QStringLiteral("fs.every(function (f) { return f.status === TaskFuture.Finished })")).toBool(),
-                 true);
+    QTRY_COMPARE(
+        qml.eval(QStringLiteral("fs.every(function (f) { return f.status === TaskFuture.Finished })")).toBool(), true);
     QCOMPARE(qml.eval(QStringLiteral("fs.map(function (f) { return f.result }).join()")).toString(),
              QStringLiteral("0,10,20,30,40,50,60,70,80,90"));
     QCOMPARE(qml.eval(QStringLiteral("maxRunning")).toInt(), 3);
     QCOMPARE(qml.eval(QStringLiteral("maxActive")).toInt(), 3);
     // Started in submission order.
-    QCOMPARE(qml.text(), QStringLiteral("start j0,start j1,start j2,start j3,start j4,start j5,start j6,start j7,"
-                                        "start j8,start j9"));
+    QCOMPARE(qml.text(),
+             QStringLiteral("start j0,start j1,start j2,start j3,start j4,start j5,start j6,start j7,"
+                            "start j8,start j9"));
 }
 
 void tst_Qml::valuesAndArguments()
 {
     Qml qml;
     QVERIFY(qml.loadHarness());
-    qml.eval(QStringLiteral(
-            "root.o = {x: 1}; "
-            "root.f1 = pool.submit(function (a, b) { return a * b }, 6, 7); "
-            "root.f2 = pool.submit(function () { return root.o }); "
-            "root.f3 = pool.submit(function () { return arguments.length }, 1, 2, 3, 4, 5, 6, 7, 8); "
-            "root.f4 = pool.submit(function () {}); "
-            "root.f5 = pool.submit(function (p) { return p }, Promise.resolve('adopted')); "
-            "root.f6 = pool.submit(function () { return {then: function (ok) { ok('thenable') }} })"));
+    qml.eval(QStringLiteral("root.o = {x: 1}; "
+                            "root.f1 = pool.submit(function (a, b) { return a * b }, 6, 7); "
+                            "root.f2 = pool.submit(function () { return root.o }); "
+                            "root.f3 = pool.submit(function () { return arguments.length }, 1, 2, 3, 4, 5, 6, 7, 8); "
+                            "root.f4 = pool.submit(function () {}); "
+                            "root.f5 = pool.submit(function (p) { return p }, Promise.resolve('adopted')); "
+                            "root.f6 = pool.submit(function () { return {then: function (ok) { ok('thenable') }} })"));
     QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
-    for (const char *f : { "f1", "f2", "f3", "f4", "f5", "f6" })
+    for (const char* f : { "f1", "f2", "f3", "f4", "f5", "f6" })
         QTRY_COMPARE(qml.status(QString::fromLatin1(f)), int(TaskFuture::Finished));
     QCOMPARE(qml.eval(QStringLiteral("f1.result")).toInt(), 42);
     QVERIFY(qml.eval(QStringLiteral("f2.result === root.o")).toBool()); // the same JS object
@@ -310,25 +306,25 @@ void tst_Qml::failures()
 {
     Qml qml;
     QVERIFY(qml.loadHarness());
-    qml.eval(QStringLiteral(
-            "root.events = []; "
-            "root.f1 = pool.submit(function () { throw new Error('boom') }); "
-            "f1.failed.connect(function (e) { events.push('failed ' + e) }); "
-            "f1.finished.connect(function () { events.push('finished ' + f1.status) }); "
-            "root.f2 = pool.submit(function () { return Promise.reject(new TypeError('bad type')) }); "
-            "root.f3 = pool.submit(function () { return Promise.reject('plain') }); "
-            "root.f4 = pool.submit(later, 'r'); "
-            "root.f5 = pool.submit(function () { return {then: function (ok, fail) { fail('custom') }} }); "
-            "root.f6 = pool.submit(function () { return {get then() { throw new RangeError('getter') }} }); "
-            "root.f7 = pool.submit(function () { return undefinedName + 1 })"));
+    qml.eval(
+        QStringLiteral("root.events = []; "
+                       "root.f1 = pool.submit(function () { throw new Error('boom') }); "
+                       "f1.failed.connect(function (e) { events.push('failed ' + e) }); "
+                       "f1.finished.connect(function () { events.push('finished ' + f1.status) }); "
+                       "root.f2 = pool.submit(function () { return Promise.reject(new TypeError('bad type')) }); "
+                       "root.f3 = pool.submit(function () { return Promise.reject('plain') }); "
+                       "root.f4 = pool.submit(later, 'r'); "
+                       "root.f5 = pool.submit(function () { return {then: function (ok, fail) { fail('custom') }} }); "
+                       "root.f6 = pool.submit(function () { return {get then() { throw new RangeError('getter') }} }); "
+                       "root.f7 = pool.submit(function () { return undefinedName + 1 })"));
     QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
     QTRY_VERIFY(qml.eval(QStringLiteral("has('r')")).toBool());
     qml.eval(QStringLiteral("settle('r', false, new Error('rejected later'))"));
-    for (const char *f : { "f1", "f2", "f3", "f4", "f5", "f6", "f7" })
+    for (const char* f : { "f1", "f2", "f3", "f4", "f5", "f6", "f7" })
         QTRY_COMPARE(qml.status(QString::fromLatin1(f)), int(TaskFuture::Failed));
-    QCOMPARE(qml.eval(QStringLiteral("[f1.error, f2.error, f3.error, f4.error, f5.error, f6.error].join('|')"))
-                     .toString(),
-             QStringLiteral("boom|bad type|plain|rejected later|custom|getter"));
+    QCOMPARE(
+        qml.eval(QStringLiteral("[f1.error, f2.error, f3.error, f4.error, f5.error, f6.error].join('|')")).toString(),
+        QStringLiteral("boom|bad type|plain|rejected later|custom|getter"));
     QVERIFY(qml.eval(QStringLiteral("f7.error")).toString().contains(QStringLiteral("undefinedName")));
     QVERIFY(qml.eval(QStringLiteral("f1.result === undefined && f1.done")).toBool());
     QCOMPARE(qml.eval(QStringLiteral("events.join()")).toString(),
@@ -403,17 +399,17 @@ void tst_Qml::thenCallbacks()
 {
     Qml qml;
     QVERIFY(qml.loadHarness());
-    qml.eval(QStringLiteral(
-            "root.events = []; "
-            "root.ok = pool.submit(later, 'ok'); "
-            "ok.then(function (r) { events.push('ok ' + r); return r + 1 })"
-            "  .then(function (r) { events.push('chained ' + r) }); "
-            "root.bad = pool.submit(function () { throw new TypeError('nope') }); "
-            "bad.then(function () { events.push('wrong') }, function (e) { events.push('bad ' + e.name + ' ' + e.message) }); "
-            "root.gone = pool.submit(later, 'gone'); "
-            "gone.then(null, function (e) { events.push('gone ' + e.name) }); "
-            "gone.cancel(); "
-            "root.adopt = pool.submit(function () { return root.ok })"));
+    qml.eval(QStringLiteral("root.events = []; "
+                            "root.ok = pool.submit(later, 'ok'); "
+                            "ok.then(function (r) { events.push('ok ' + r); return r + 1 })"
+                            "  .then(function (r) { events.push('chained ' + r) }); "
+                            "root.bad = pool.submit(function () { throw new TypeError('nope') }); "
+                            "bad.then(function () { events.push('wrong') }, function (e) { events.push('bad ' + e.name "
+                            "+ ' ' + e.message) }); "
+                            "root.gone = pool.submit(later, 'gone'); "
+                            "gone.then(null, function (e) { events.push('gone ' + e.name) }); "
+                            "gone.cancel(); "
+                            "root.adopt = pool.submit(function () { return root.ok })"));
     QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
     // Callbacks never run synchronously, not even for an already settled future.
     QCOMPARE(qml.eval(QStringLiteral("events.length")).toInt(), 0);
@@ -494,8 +490,9 @@ void tst_Qml::progressFromCppJob()
     QVERIFY(qml.eval(QStringLiteral("start()")).toBool());
     QTRY_COMPARE(qml.eval(QStringLiteral("progress")).toDouble(), 0.25);
     QCOMPARE(qml.eval(QStringLiteral("status")).toInt(), int(TaskFuture::Running));
-    QCOMPARE(qml.eval(QStringLiteral("[job.progressMinimum, job.progressValue, job.progressMaximum].join()")).toString(),
-             QStringLiteral("0,1,4"));
+    QCOMPARE(
+        qml.eval(QStringLiteral("[job.progressMinimum, job.progressValue, job.progressMaximum].join()")).toString(),
+        QStringLiteral("0,1,4"));
     backend.gate.open();
     QTRY_COMPARE(qml.eval(QStringLiteral("status")).toInt(), int(TaskFuture::Finished));
     QCOMPARE(qml.eval(QStringLiteral("progress")).toDouble(), 1.0);
@@ -513,7 +510,7 @@ void tst_Qml::cppFutureConversion()
     qml.eval(QStringLiteral("root.d = backend.doubled(21); root.p = backend.point(); root.f = backend.failing(); "
                             "root.w = backend.waiting(); root.x = backend.foreignFuture()"));
     QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
-    auto *d = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("d")));
+    auto* d = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("d")));
     QVERIFY(d);
     QCOMPARE(QJSEngine::objectOwnership(d), QJSEngine::JavaScriptOwnership);
 
@@ -567,30 +564,33 @@ void tst_Qml::badInput()
 {
     Qml qml;
     QVERIFY(qml.loadHarness());
-    const struct
-    {
-        const char *call;
-        const char *message;
+    const struct {
+        const char* call;
+        const char* message;
     } cases[] = {
         { "pool.submit()", "TypeError: TaskPoolExecutor.submit: a function to run is required" },
-        { "pool.submit(42)", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got the value 42" },
+        { "pool.submit(42)",
+          "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got the value 42" },
         { "pool.submit('text', 1)",
           "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got the string \"text\"" },
         { "pool.submit(null)", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got null" },
         { "pool.submit(undefined, 1, 2)",
           "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got undefined" },
-        { "pool.submit({})", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got an object" },
-        { "pool.map(1, [])", "TypeError: TaskPoolExecutor.map: the first argument must be a function, got the value 1" },
+        { "pool.submit({})",
+          "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got an object" },
+        { "pool.map(1, [])",
+          "TypeError: TaskPoolExecutor.map: the first argument must be a function, got the value 1" },
         { "pool.map(function () {}, 5)",
           "TypeError: TaskPoolExecutor.map: the second argument must be an array, got the value 5" },
         { "pool.shutdown('now')",
           "TypeError: TaskPoolExecutor.shutdown: options must be an object like {wait: true, cancelFutures: false}, "
           "got the string \"now\"" },
     };
-    for (const auto &c : cases) {
+    for (const auto& c : cases) {
         const QVariant value = qml.eval(QString::fromLatin1(c.call));
-        QVERIFY2(qml.error.endsWith(QString::fromUtf8(c.message)), qPrintable(c.call + (QStringLiteral(": ") + qml.error)));
-        QVERIFY(!value.isValid() || value.isNull() || value.value<QObject *>() == nullptr);
+        QVERIFY2(qml.error.endsWith(QString::fromUtf8(c.message)),
+                 qPrintable(c.call + (QStringLiteral(": ") + qml.error)));
+        QVERIFY(!value.isValid() || value.isNull() || value.value<QObject*>() == nullptr);
     }
     // Nothing was queued and the executor is unharmed.
     QCOMPARE(qml.eval(QStringLiteral("[active, pending, shut].join()")).toString(), QStringLiteral("0,0,false"));
@@ -607,20 +607,22 @@ void tst_Qml::badInput()
     // After shutdown: a JavaScript error, nothing queued.
     qml.eval(QStringLiteral("pool.shutdown()"));
     qml.eval(QStringLiteral("pool.submit(function () { log.push('ran') })"));
-    QVERIFY2(qml.error.endsWith(QStringLiteral("Error: TaskPoolExecutor.submit: cannot schedule new futures after shutdown")),
+    QVERIFY2(qml.error.endsWith(
+                 QStringLiteral("Error: TaskPoolExecutor.submit: cannot schedule new futures after shutdown")),
              qPrintable(qml.error));
     qml.eval(QStringLiteral("pool.map(function () { log.push('ran') }, [1])"));
-    QVERIFY2(qml.error.endsWith(QStringLiteral("Error: TaskPoolExecutor.map: cannot schedule new futures after shutdown")),
-             qPrintable(qml.error));
+    QVERIFY2(
+        qml.error.endsWith(QStringLiteral("Error: TaskPoolExecutor.map: cannot schedule new futures after shutdown")),
+        qPrintable(qml.error));
     QCOMPARE(qml.eval(QStringLiteral("pending")).toInt(), 0);
     qml.eval(QStringLiteral("root.s = pool.shutdown()")); // idempotent
     QTRY_COMPARE(qml.status(QStringLiteral("s")), int(TaskFuture::Finished));
     QCOMPARE(qml.text(), QString());
 
     // then() called from C++ (no calling engine) is harmless.
-    auto *f = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("f")));
+    auto* f = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("f")));
     QVERIFY(f);
-    TaskFuture detached(QFuture<int>{});
+    TaskFuture detached(QFuture<int> {});
     QVERIFY(detached.then().isUndefined());
 }
 
@@ -634,7 +636,8 @@ void tst_Qml::destroyedExecutor()
     QTRY_VERIFY(qml.eval(QStringLiteral("dyn === null")).toBool()); // the object is gone
     // Calling it now is a JavaScript error, and runs nothing.
     qml.eval(QStringLiteral("dyn.submit(function () { log.push('ran') })"));
-    QVERIFY2(qml.error.contains(QStringLiteral("TypeError: Cannot call method 'submit' of null")), qPrintable(qml.error));
+    QVERIFY2(qml.error.contains(QStringLiteral("TypeError: Cannot call method 'submit' of null")),
+             qPrintable(qml.error));
     // The task submitted before goes on (its executor shut down without waiting) and finishes.
     QTRY_VERIFY(qml.eval(QStringLiteral("has('d')")).toBool());
     qml.eval(QStringLiteral("settle('d', true, 'after')"));
@@ -647,7 +650,7 @@ void tst_Qml::futureOutlivesExecutor()
 {
     Qml qml;
     QVERIFY(qml.loadHarness());
-    auto *pool = qvariant_cast<TaskPool::QmlTaskPoolExecutor *>(qml.eval(QStringLiteral("pool")));
+    auto* pool = qvariant_cast<TaskPool::QmlTaskPoolExecutor*>(qml.eval(QStringLiteral("pool")));
     QVERIFY(pool);
     qml.eval(QStringLiteral("pool.maxWorkers = 1; root.a = pool.submit(later, 'a'); "
                             "root.b = pool.submit(function (x) { return x + 1 }, 1)"));
@@ -680,8 +683,8 @@ void tst_Qml::engineDestroyedFirst()
                                 "root.b.then(function () { log.push('never') })"));
         QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
         QTRY_VERIFY(qml.eval(QStringLiteral("has('a')")).toBool());
-        running = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("a")));
-        queued = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("b")));
+        running = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("a")));
+        queued = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("b")));
         QVERIFY(running && queued);
         QCOMPARE(pool.activeCount(), 1);
         QCOMPARE(pool.pendingCount(), 1);
@@ -710,19 +713,19 @@ void tst_Qml::settledFuturesAreCollected()
     QVERIFY(qml.loadHarness());
     qml.eval(QStringLiteral("root.f = pool.submit(function () { return 1 })"));
     QTRY_COMPARE(qml.status(QStringLiteral("f")), int(TaskFuture::Finished));
-    QPointer<TaskFuture> f = qvariant_cast<TaskFuture *>(qml.eval(QStringLiteral("f")));
+    QPointer<TaskFuture> f = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("f")));
     QVERIFY(f);
     qml.engine->collectGarbage();
     QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
     QVERIFY(f); // still referenced by root.f
     qml.eval(QStringLiteral("root.f = null"));
     QTRY_VERIFY_WITH_TIMEOUT(
-            [&] {
-                qml.engine->collectGarbage();
-                QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
-                return f.isNull();
-            }(),
-            5000);
+        [&] {
+            qml.engine->collectGarbage();
+            QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+            return f.isNull();
+        }(),
+        5000);
 }
 
 // Child mode of importThroughEnvironment: import TaskPool with only the environment's import path.
@@ -739,7 +742,7 @@ static int importChild()
     return object->property("maxWorkers").toInt() == 1 ? 0 : 2;
 }
 
-int main(int argc, char **argv)
+int main(int argc, char** argv)
 {
     QCoreApplication app(argc, argv);
     if (qEnvironmentVariableIsSet("TST_QML_IMPORT_CHILD"))
@@ -751,8 +754,7 @@ int main(int argc, char **argv)
 
 #else // the QML module is not built (TASKPOOL_BUILD_QML=OFF)
 
-class tst_Qml : public QObject
-{
+class tst_Qml : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void qmlModuleNotBuilt() { QSKIP("TASKPOOL_BUILD_QML is OFF"); }

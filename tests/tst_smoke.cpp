@@ -6,11 +6,10 @@ using namespace TestUtil;
 QCoro::Task<int> multiply(int x, int y)
 {
     co_await TestUtil::sleep(1ms);
-    co_return x * y;
+    co_return x* y;
 }
 
-class tst_Smoke : public QObject
-{
+class tst_Smoke : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void submitCallable()

@@ -57,7 +57,7 @@ enum class Outcome { None, Value, Failed, Cancelled };
 #define CHECK_IN(m, cond, ...)                                                                                         \
     do {                                                                                                               \
         if (!(cond))                                                                                                   \
-            (m)->fail(QStringLiteral(#cond " -- ") + QString::asprintf(__VA_ARGS__));                                \
+            (m)->fail(QStringLiteral(#cond " -- ") + QString::asprintf(__VA_ARGS__));                                  \
     } while (false)
 #define MODEL_CHECK(cond, ...) CHECK_IN(this, cond, __VA_ARGS__)
 
@@ -333,8 +333,8 @@ struct Model {
         TaskPoolExecutor& p = *x.pool;
         MODEL_CHECK(p.activeCount() == x.notifiedActive, "exec %d: activeCount %d, notified %d", e, p.activeCount(),
                     x.notifiedActive);
-        MODEL_CHECK(p.pendingCount() == x.notifiedPending, "exec %d: pendingCount %d, notified %d", e,
-                    p.pendingCount(), x.notifiedPending);
+        MODEL_CHECK(p.pendingCount() == x.notifiedPending, "exec %d: pendingCount %d, notified %d", e, p.pendingCount(),
+                    x.notifiedPending);
         MODEL_CHECK(p.workerCount() == x.notifiedWorkers, "exec %d: workerCount %d, notified %d", e, p.workerCount(),
                     x.notifiedWorkers);
         MODEL_CHECK(p.workerCount() <= x.mostWorkers && p.activeCount() <= p.workerCount(),
@@ -938,10 +938,12 @@ private Q_SLOTS:
             Gate gate;
             QList<Future<int>> first;
             for (int i = 0; i < 3; ++i)
-                first.append(pool->submit([](Gate* gate) -> QCoro::Task<int> {
-                    co_await *gate;
-                    co_return 1;
-                }, &gate));
+                first.append(pool->submit(
+                    [](Gate* gate) -> QCoro::Task<int> {
+                        co_await *gate;
+                        co_return 1;
+                    },
+                    &gate));
             gate.open();
             for (auto& f : first)
                 co_await f;
@@ -987,7 +989,8 @@ private Q_SLOTS:
             run(runSeed(seed, ops, &failure, &tasks), 20s);
             if (QTest::currentTestFailed())
                 QFAIL(qPrintable(QStringLiteral("seed %1 (replay: TASKPOOL_STRESS_SEEDS=%1:1)").arg(seed)));
-            QVERIFY2(failure.isEmpty(), qPrintable(failure + QStringLiteral(" (replay: TASKPOOL_STRESS_SEEDS=%1:1)").arg(seed)));
+            QVERIFY2(failure.isEmpty(),
+                     qPrintable(failure + QStringLiteral(" (replay: TASKPOOL_STRESS_SEEDS=%1:1)").arg(seed)));
 #ifdef TASKPOOL_LEAK_CHECK_PER_SEED
             // Under ASan: a leak is found within 20 seeds of the one that caused it (a check per
             // seed would cost a few hundred milliseconds each).

@@ -24,7 +24,7 @@ QCoro::Task<int> multiply(int x, int y)
     QTimer timer;
     timer.start(100ms);
     co_await timer;
-    co_return x * y;
+    co_return x* y;
 }
 
 QCoro::Task<void> run()
@@ -40,7 +40,7 @@ QCoro::Task<void> run()
     co_await executor.shutdown();
 }
 
-int main(int argc, char *argv[])
+int main(int argc, char* argv[])
 {
     QCoreApplication app(argc, argv);
     run().then([] { QCoreApplication::quit(); });

@@ -9,8 +9,8 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
-#include <QFuture>
 #include <QCoro/QCoroTimer>
+#include <QFuture>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSpinBox>

@@ -12,28 +12,25 @@ namespace TaskPool {
  * A task may also throw it itself: it then ends cancelled, not failed. It derives from
  * QException so that a QFuture (and Qt's continuations) can carry it.
  */
-class CancelledError : public QException
-{
+class CancelledError : public QException {
 public:
     CancelledError() = default;
-    const char *what() const noexcept override { return "the future was cancelled"; }
+    const char* what() const noexcept override { return "the future was cancelled"; }
     void raise() const override { throw *this; }
-    CancelledError *clone() const override { return new CancelledError(*this); }
+    CancelledError* clone() const override { return new CancelledError(*this); }
 };
 
 //! Thrown by `submit()` and `map()` once the executor has been shut down.
-class ShutdownError : public std::runtime_error
-{
+class ShutdownError : public std::runtime_error {
 public:
     ShutdownError() : std::runtime_error("cannot schedule new futures after shutdown") { }
 };
 
 //! Thrown by `asCompleted()` when its timeout passes before every future finished.
-class TimeoutError : public std::runtime_error
-{
+class TimeoutError : public std::runtime_error {
 public:
     TimeoutError() : std::runtime_error("timed out waiting for futures") { }
-    explicit TimeoutError(const std::string &message) : std::runtime_error(message) { }
+    explicit TimeoutError(const std::string& message) : std::runtime_error(message) { }
 };
 
 } // namespace TaskPool

@@ -18,29 +18,27 @@ class TaskPoolExecutor;
 
 namespace detail {
 
-//! Awaits a pool future through its job (no watcher), any other QFuture through a watcher.
-template<typename T>
-class FutureAwaiter : public JobAwaiter
-{
-public:
-    FutureAwaiter(const QFuture<T> &future, JobRef job)
-        : JobAwaiter(std::move(job)), m_future(future), m_watching(m_job ? nullptr : new WatcherAwaiter<T>(future))
-    {
-    }
-    bool await_ready() const { return m_watching ? m_watching->await_ready() : JobAwaiter::await_ready(); }
-    bool await_suspend(std::coroutine_handle<> handle)
-    {
-        if (!m_watching)
-            return JobAwaiter::await_suspend(handle);
-        m_watching->await_suspend(handle);
-        return true;
-    }
-    T await_resume() { return m_watching ? m_watching->await_resume() : resultOf(m_future); }
+    //! Awaits a pool future through its job (no watcher), any other QFuture through a watcher.
+    template <typename T> class FutureAwaiter : public JobAwaiter {
+    public:
+        FutureAwaiter(const QFuture<T>& future, JobRef job) :
+            JobAwaiter(std::move(job)), m_future(future), m_watching(m_job ? nullptr : new WatcherAwaiter<T>(future))
+        {
+        }
+        bool await_ready() const { return m_watching ? m_watching->await_ready() : JobAwaiter::await_ready(); }
+        bool await_suspend(std::coroutine_handle<> handle)
+        {
+            if (!m_watching)
+                return JobAwaiter::await_suspend(handle);
+            m_watching->await_suspend(handle);
+            return true;
+        }
+        T await_resume() { return m_watching ? m_watching->await_resume() : resultOf(m_future); }
 
-private:
-    QFuture<T> m_future;
-    std::unique_ptr<WatcherAwaiter<T>> m_watching;
-};
+    private:
+        QFuture<T> m_future;
+        std::unique_ptr<WatcherAwaiter<T>> m_watching;
+    };
 
 } // namespace detail
 
@@ -62,16 +60,14 @@ private:
  * All members are thread-safe; a coroutine awaiting from another thread is resumed in its own
  * thread (which needs a running event loop).
  */
-template<typename T>
-class Future : public QFuture<T>
-{
+template <typename T> class Future : public QFuture<T> {
 public:
     using value_type = T;
 
     //! An invalid future (as QFuture()).
     Future() = default;
     //! Wraps any QFuture, so that it can be awaited and queried like a pool future.
-    Future(const QFuture<T> &future) : QFuture<T>(future) { }
+    Future(const QFuture<T>& future) : QFuture<T>(future) { }
 
     //! Cancels the task (see the class description); false when it had already settled.
     bool cancel()
@@ -106,7 +102,7 @@ public:
 
 private:
     friend class TaskPoolExecutor;
-    Future(const QFuture<T> &future, detail::JobRef job) : QFuture<T>(future), m_job(std::move(job)) { }
+    Future(const QFuture<T>& future, detail::JobRef job) : QFuture<T>(future), m_job(std::move(job)) { }
 
     detail::JobRef m_job;
 };

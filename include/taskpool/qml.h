@@ -18,13 +18,12 @@
 #include <memory>
 #include <type_traits>
 
-template<typename T>
-class QFutureWatcher;
+template <typename T> class QFutureWatcher;
 
 namespace TaskPool {
 
 namespace detail {
-class StartTracker;
+    class StartTracker;
 }
 
 //! A future as QML sees it: live status, result, error and progress of any QFuture.
@@ -52,8 +51,7 @@ class StartTracker;
  * A TaskFuture kept by C++ only must be given a parent (the engine never deletes an object that
  * has one) or be deleted by its owner.
  */
-class TASKPOOL_QML_EXPORT TaskFuture : public QObject
-{
+class TASKPOOL_QML_EXPORT TaskFuture : public QObject {
     Q_OBJECT
     Q_PROPERTY(Status status READ status NOTIFY statusChanged)
     //! True once the status is Finished, Failed or Canceled.
@@ -71,8 +69,7 @@ public:
     Q_ENUM(Status)
 
     //! Follows \a future (a pool Future<T> is cancelled "at once" by cancel()).
-    template<typename T>
-    explicit TaskFuture(const QFuture<T> &future, QObject *parent = nullptr) : QObject(parent)
+    template <typename T> explicit TaskFuture(const QFuture<T>& future, QObject* parent = nullptr) : QObject(parent)
     {
         static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>,
                       "a TaskFuture needs a copyable result type (it converts it with QVariant::fromValue)");
@@ -94,9 +91,8 @@ public:
     //! Follows a pool future. A pool future counts as started from its submission on, so only with
     //! its \a executor can the TaskFuture tell Pending (queued) from Running (it listens to
     //! TaskPoolExecutor::taskStarted); without it, the status is Running until the task settles.
-    template<typename T>
-    explicit TaskFuture(const Future<T> &future, TaskPoolExecutor *executor = nullptr)
-        : TaskFuture(QFuture<T>(future))
+    template <typename T>
+    explicit TaskFuture(const Future<T>& future, TaskPoolExecutor* executor = nullptr) : TaskFuture(QFuture<T>(future))
     {
         m_cancel = [f = future]() mutable { return f.cancel(); };
         if (executor && future.taskId() != 0)
@@ -129,7 +125,7 @@ public:
      * A TaskFuture is therefore a thenable: `await`, `Promise.resolve()` and a submitted function
      * returning it all work. Must be called from JavaScript (it needs the calling engine).
      */
-    Q_INVOKABLE QJSValue then(const QJSValue &onResult = QJSValue(), const QJSValue &onError = QJSValue());
+    Q_INVOKABLE QJSValue then(const QJSValue& onResult = QJSValue(), const QJSValue& onError = QJSValue());
 
 Q_SIGNALS:
     void statusChanged();
@@ -139,28 +135,28 @@ Q_SIGNALS:
     //! The task started running.
     void started();
     //! The task failed with the message \a error.
-    void failed(const QString &error);
+    void failed(const QString& error);
     //! The task was cancelled.
     void canceled();
     //! The future settled, whatever the outcome; emitted last.
     void finished();
 
 protected:
-    void connectNotify(const QMetaMethod &signal) override;
+    void connectNotify(const QMetaMethod& signal) override;
 
 private:
     friend class detail::StartTracker;
     void init(QFuture<void> future, std::function<QVariant()> read, std::function<bool()> cancel);
-    void trackStart(TaskPoolExecutor *executor, quint64 taskId);
+    void trackStart(TaskPoolExecutor* executor, quint64 taskId);
     void markStarted();
     void update();
     void keepAlive();
-    QJSValue reason(QJSEngine *engine) const;
+    QJSValue reason(QJSEngine* engine) const;
 
     QFuture<void> m_future;
     std::function<QVariant()> m_read;
     std::function<bool()> m_cancel;
-    QFutureWatcher<void> *m_watcher = nullptr;
+    QFutureWatcher<void>* m_watcher = nullptr;
     Status m_status = Pending;
     bool m_tracksStart = false; // Running only once the executor said the task started
     bool m_startSeen = false;
@@ -185,18 +181,16 @@ private:
  * task shows as Pending (see TaskFuture's constructor). Ownership passes to the engine the object is
  * returned to (see TaskFuture).
  */
-template<typename T>
-TaskFuture *toTaskFuture(const Future<T> &future, TaskPoolExecutor *executor = nullptr)
+template <typename T> TaskFuture* toTaskFuture(const Future<T>& future, TaskPoolExecutor* executor = nullptr)
 {
-    auto *taskFuture = new TaskFuture(future, executor);
+    auto* taskFuture = new TaskFuture(future, executor);
     QJSEngine::setObjectOwnership(taskFuture, QJSEngine::JavaScriptOwnership);
     return taskFuture;
 }
 //! \overload For any QFuture (cancel() then goes through QFuture::cancel()).
-template<typename T>
-TaskFuture *toTaskFuture(const QFuture<T> &future)
+template <typename T> TaskFuture* toTaskFuture(const QFuture<T>& future)
 {
-    auto *taskFuture = new TaskFuture(future);
+    auto* taskFuture = new TaskFuture(future);
     QJSEngine::setObjectOwnership(taskFuture, QJSEngine::JavaScriptOwnership);
     return taskFuture;
 }
@@ -213,8 +207,7 @@ TaskFuture *toTaskFuture(const QFuture<T> &future)
  * Destroying it shuts its executor down without waiting: queued and running tasks go on while the
  * engine lives; tasks whose engine is destroyed before they start end Canceled.
  */
-class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject
-{
+class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_OBJECT
     Q_PROPERTY(int maxWorkers READ maxWorkers WRITE setMaxWorkers NOTIFY maxWorkersChanged)
     Q_PROPERTY(QString taskNamePrefix READ taskNamePrefix WRITE setTaskNamePrefix NOTIFY taskNamePrefixChanged)
@@ -225,53 +218,53 @@ class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject
     Q_PROPERTY(bool isShutdown READ isShutdown NOTIFY isShutdownChanged)
 
 public:
-    explicit QmlTaskPoolExecutor(QObject *parent = nullptr);
+    explicit QmlTaskPoolExecutor(QObject* parent = nullptr);
     ~QmlTaskPoolExecutor() override;
 
     //! The C++ executor, e.g. to share it with a C++ backend.
-    TaskPoolExecutor *executor() const { return m_executor.get(); }
+    TaskPoolExecutor* executor() const { return m_executor.get(); }
 
     int maxWorkers() const;
     //! Values <= 0 are refused with a QML warning (the bound is unchanged).
     void setMaxWorkers(int maxWorkers);
     QString taskNamePrefix() const;
-    void setTaskNamePrefix(const QString &prefix);
+    void setTaskNamePrefix(const QString& prefix);
     int activeCount() const;
     int pendingCount() const;
     int workerCount() const;
     QStringList workerNames() const;
     bool isShutdown() const;
 
-    Q_INVOKABLE TaskFuture *submit();
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                const QJSValue &a4);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                const QJSValue &a4, const QJSValue &a5);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                const QJSValue &a4, const QJSValue &a5, const QJSValue &a6);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                const QJSValue &a4, const QJSValue &a5, const QJSValue &a6, const QJSValue &a7);
-    Q_INVOKABLE TaskFuture *submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                const QJSValue &a4, const QJSValue &a5, const QJSValue &a6, const QJSValue &a7,
-                                const QJSValue &a8);
+    Q_INVOKABLE TaskFuture* submit();
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                   const QJSValue& a4);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                   const QJSValue& a4, const QJSValue& a5);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                   const QJSValue& a4, const QJSValue& a5, const QJSValue& a6);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                   const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7);
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                   const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7,
+                                   const QJSValue& a8);
 
     //! Submits `fn(item)` for each element of the array \a items; returns the array of TaskFutures.
-    Q_INVOKABLE QJSValue map(const QJSValue &fn, const QJSValue &items);
+    Q_INVOKABLE QJSValue map(const QJSValue& fn, const QJSValue& items);
 
     //! Stops accepting work. \a options: `{wait: true, cancelFutures: false}` (both optional).
     /*!
      * Returns a TaskFuture that finishes when the running (and, unless cancelled, queued) work has
      * ended, or at once with `wait: false`. Idempotent.
      */
-    Q_INVOKABLE TaskFuture *shutdown(const QJSValue &options = QJSValue());
+    Q_INVOKABLE TaskFuture* shutdown(const QJSValue& options = QJSValue());
 
 Q_SIGNALS:
     void maxWorkersChanged(int maxWorkers);
-    void taskNamePrefixChanged(const QString &prefix);
+    void taskNamePrefixChanged(const QString& prefix);
     void activeCountChanged(int activeCount);
     void pendingCountChanged(int pendingCount);
     void workerCountChanged(int workerCount);
@@ -280,7 +273,7 @@ Q_SIGNALS:
     void idle();
 
 private:
-    TaskFuture *submitList(const QJSValue &fn, const QJSValueList &args);
+    TaskFuture* submitList(const QJSValue& fn, const QJSValueList& args);
 
     std::unique_ptr<TaskPoolExecutor> m_executor;
 };

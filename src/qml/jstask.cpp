@@ -3,14 +3,14 @@
 
 namespace TaskPool::detail {
 
-QString JsError::messageOf(const QJSValue &reason)
+QString JsError::messageOf(const QJSValue& reason)
 {
     if (reason.isError())
         return reason.property(QStringLiteral("message")).toString();
     return reason.toString();
 }
 
-JsSettler::JsSettler(QJSEngine *engine) : QObject(engine), m_engine(engine)
+JsSettler::JsSettler(QJSEngine* engine) : QObject(engine), m_engine(engine)
 {
     QJSEngine::setObjectOwnership(this, QJSEngine::CppOwnership);
     m_fi.reportStarted();
@@ -35,7 +35,7 @@ bool JsSettler::settle()
     return true;
 }
 
-void JsSettler::resolve(const QJSValue &value)
+void JsSettler::resolve(const QJSValue& value)
 {
     if (!settle())
         return;
@@ -43,7 +43,7 @@ void JsSettler::resolve(const QJSValue &value)
     m_fi.reportFinished();
 }
 
-void JsSettler::reject(const QJSValue &reason)
+void JsSettler::reject(const QJSValue& reason)
 {
     if (!settle())
         return;
@@ -53,9 +53,9 @@ void JsSettler::reject(const QJSValue &reason)
 
 namespace {
 
-// A thenable is adopted through Promise.resolve(), which follows nested thenables and ignores a
-// second settlement, as the Promise specification does. A plain value settles at once.
-constexpr auto runnerSource = R"JS(
+    // A thenable is adopted through Promise.resolve(), which follows nested thenables and ignores a
+    // second settlement, as the Promise specification does. A plain value settles at once.
+    constexpr auto runnerSource = R"JS(
 (function (fn, args, settler) {
     var value;
     try {
@@ -81,7 +81,7 @@ constexpr auto runnerSource = R"JS(
 })
 )JS";
 
-constexpr auto deferredSource = R"JS(
+    constexpr auto deferredSource = R"JS(
 (function () {
     var d = {};
     d.promise = new Promise(function (resolve, reject) { d.resolve = resolve; d.reject = reject; });
@@ -89,8 +89,8 @@ constexpr auto deferredSource = R"JS(
 })
 )JS";
 
-// An Error's `name` cannot simply be assigned in this engine; defining it works.
-constexpr auto cancelledErrorSource = R"JS(
+    // An Error's `name` cannot simply be assigned in this engine; defining it works.
+    constexpr auto cancelledErrorSource = R"JS(
 (function (message) {
     var error = new Error(message);
     Object.defineProperty(error, "name", { value: "CancelledError", writable: true, configurable: true });
@@ -98,11 +98,11 @@ constexpr auto cancelledErrorSource = R"JS(
 })
 )JS";
 
-constexpr auto helpersProperty = "_q_taskpool_helpers";
+    constexpr auto helpersProperty = "_q_taskpool_helpers";
 
 } // namespace
 
-JsHelpers::JsHelpers(QJSEngine *engine) : QObject(engine)
+JsHelpers::JsHelpers(QJSEngine* engine) : QObject(engine)
 {
     QJSEngine::setObjectOwnership(this, QJSEngine::CppOwnership);
     runner = engine->evaluate(QString::fromUtf8(runnerSource));
@@ -111,9 +111,9 @@ JsHelpers::JsHelpers(QJSEngine *engine) : QObject(engine)
     Q_ASSERT(runner.isCallable() && deferred.isCallable() && cancelledError.isCallable());
 }
 
-JsHelpers *JsHelpers::of(QJSEngine *engine)
+JsHelpers* JsHelpers::of(QJSEngine* engine)
 {
-    auto *helpers = engine->property(helpersProperty).value<JsHelpers *>();
+    auto* helpers = engine->property(helpersProperty).value<JsHelpers*>();
     if (!helpers) {
         helpers = new JsHelpers(engine);
         engine->setProperty(helpersProperty, QVariant::fromValue(helpers));

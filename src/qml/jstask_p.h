@@ -14,24 +14,23 @@
 namespace TaskPool::detail {
 
 //! The failure of a JavaScript task: the value it threw or rejected with, and its message.
-class JsError : public QException
-{
+class JsError : public QException {
 public:
-    JsError(QString message, QJSValue reason, QJSEngine *engine)
-        : m_message(std::move(message)), m_utf8(m_message.toUtf8()), m_reason(std::move(reason)), m_engine(engine)
+    JsError(QString message, QJSValue reason, QJSEngine* engine) :
+        m_message(std::move(message)), m_utf8(m_message.toUtf8()), m_reason(std::move(reason)), m_engine(engine)
     {
     }
-    const char *what() const noexcept override { return m_utf8.constData(); }
+    const char* what() const noexcept override { return m_utf8.constData(); }
     void raise() const override { throw *this; }
-    JsError *clone() const override { return new JsError(*this); }
+    JsError* clone() const override { return new JsError(*this); }
 
     QString message() const { return m_message; }
     QJSValue reason() const { return m_reason; }
     //! The engine the reason belongs to; null once it was destroyed.
-    QJSEngine *engine() const { return m_engine; }
+    QJSEngine* engine() const { return m_engine; }
 
     //! The message of a thrown or rejected value: an Error's `message`, anything else as a string.
-    static QString messageOf(const QJSValue &reason);
+    static QString messageOf(const QJSValue& reason);
 
 private:
     QString m_message;
@@ -47,17 +46,16 @@ private:
  * while a Promise that may still call it is pending, and so that it goes away with the engine
  * (cancelling the task). Once settled it is handed to the collector.
  */
-class JsSettler : public QObject
-{
+class JsSettler : public QObject {
     Q_OBJECT
 public:
-    explicit JsSettler(QJSEngine *engine);
+    explicit JsSettler(QJSEngine* engine);
     ~JsSettler() override;
 
     QFuture<QVariant> future() { return m_fi.future(); }
 
-    Q_INVOKABLE void resolve(const QJSValue &value);
-    Q_INVOKABLE void reject(const QJSValue &reason);
+    Q_INVOKABLE void resolve(const QJSValue& value);
+    Q_INVOKABLE void reject(const QJSValue& reason);
 
 private:
     bool settle();
@@ -68,11 +66,10 @@ private:
 };
 
 //! Helpers evaluated once per engine (a child of the engine, found through a dynamic property).
-class JsHelpers : public QObject
-{
+class JsHelpers : public QObject {
     Q_OBJECT
 public:
-    static JsHelpers *of(QJSEngine *engine);
+    static JsHelpers* of(QJSEngine* engine);
 
     //! runner(fn, args, settler): calls fn(...args) and settles settler with the outcome.
     QJSValue runner;
@@ -82,7 +79,7 @@ public:
     QJSValue cancelledError;
 
 private:
-    explicit JsHelpers(QJSEngine *engine);
+    explicit JsHelpers(QJSEngine* engine);
 };
 
 } // namespace TaskPool::detail

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include <taskpool/qml.h>
-
 #include "jstask_p.h"
+
+#include <taskpool/qml.h>
 
 #include <QFutureInterface>
 #include <QPointer>
@@ -13,52 +13,52 @@ namespace TaskPool {
 
 namespace {
 
-// Runs a JavaScript task inside a worker. It first yields to the event loop, so that the function
-// never runs inside submit() itself, then awaits what the function's outcome settles.
-QCoro::Task<QVariant> runJs(QPointer<QJSEngine> engine, QJSValue fn, QJSValueList args)
-{
-    co_await detail::Yield {};
-    if (!engine)
-        throw CancelledError(); // the engine went away while the task was queued
-    auto *settler = new detail::JsSettler(engine);
-    const QFuture<QVariant> outcome = settler->future();
-    QJSValue array = engine->newArray(uint(args.size()));
-    for (qsizetype i = 0; i < args.size(); ++i)
-        array.setProperty(quint32(i), args.at(i));
-    args.clear();
-    const QJSValue thrown = detail::JsHelpers::of(engine)->runner.call({ fn, array, engine->newQObject(settler) });
-    if (thrown.isError()) // the runner catches everything; this is the engine refusing to run
-        settler->reject(thrown);
-    co_return co_await Future<QVariant>(outcome);
-}
+    // Runs a JavaScript task inside a worker. It first yields to the event loop, so that the function
+    // never runs inside submit() itself, then awaits what the function's outcome settles.
+    QCoro::Task<QVariant> runJs(QPointer<QJSEngine> engine, QJSValue fn, QJSValueList args)
+    {
+        co_await detail::Yield {};
+        if (!engine)
+            throw CancelledError(); // the engine went away while the task was queued
+        auto* settler = new detail::JsSettler(engine);
+        const QFuture<QVariant> outcome = settler->future();
+        QJSValue array = engine->newArray(uint(args.size()));
+        for (qsizetype i = 0; i < args.size(); ++i)
+            array.setProperty(quint32(i), args.at(i));
+        args.clear();
+        const QJSValue thrown = detail::JsHelpers::of(engine)->runner.call({ fn, array, engine->newQObject(settler) });
+        if (thrown.isError()) // the runner catches everything; this is the engine refusing to run
+            settler->reject(thrown);
+        co_return co_await Future<QVariant>(outcome);
+    }
 
-QCoro::Task<void> finishAfter(QCoro::Task<void> work, QFutureInterface<void> done)
-{
-    co_await work;
-    done.reportFinished();
-}
+    QCoro::Task<void> finishAfter(QCoro::Task<void> work, QFutureInterface<void> done)
+    {
+        co_await work;
+        done.reportFinished();
+    }
 
-QString describeValue(const QJSValue &value)
-{
-    if (value.isUndefined())
-        return QStringLiteral("undefined");
-    if (value.isNull())
-        return QStringLiteral("null");
-    if (value.isString())
-        return QStringLiteral("the string \"%1\"").arg(value.toString());
-    if (value.isNumber() || value.isBool())
-        return QStringLiteral("the value %1").arg(value.toString());
-    if (value.isArray())
-        return QStringLiteral("an array");
-    return QStringLiteral("an object");
-}
+    QString describeValue(const QJSValue& value)
+    {
+        if (value.isUndefined())
+            return QStringLiteral("undefined");
+        if (value.isNull())
+            return QStringLiteral("null");
+        if (value.isString())
+            return QStringLiteral("the string \"%1\"").arg(value.toString());
+        if (value.isNumber() || value.isBool())
+            return QStringLiteral("the value %1").arg(value.toString());
+        if (value.isArray())
+            return QStringLiteral("an array");
+        return QStringLiteral("an object");
+    }
 
 } // namespace
 
-QmlTaskPoolExecutor::QmlTaskPoolExecutor(QObject *parent)
-    : QObject(parent), m_executor(std::make_unique<TaskPoolExecutor>())
+QmlTaskPoolExecutor::QmlTaskPoolExecutor(QObject* parent) :
+    QObject(parent), m_executor(std::make_unique<TaskPoolExecutor>())
 {
-    TaskPoolExecutor *e = m_executor.get();
+    TaskPoolExecutor* e = m_executor.get();
     connect(e, &TaskPoolExecutor::maxWorkersChanged, this, &QmlTaskPoolExecutor::maxWorkersChanged);
     connect(e, &TaskPoolExecutor::taskNamePrefixChanged, this, &QmlTaskPoolExecutor::taskNamePrefixChanged);
     connect(e, &TaskPoolExecutor::activeCountChanged, this, &QmlTaskPoolExecutor::activeCountChanged);
@@ -83,7 +83,7 @@ void QmlTaskPoolExecutor::setMaxWorkers(int maxWorkers)
 {
     try {
         m_executor->setMaxWorkers(maxWorkers);
-    } catch (const std::invalid_argument &e) {
+    } catch (const std::invalid_argument& e) {
         qmlWarning(this) << "TaskPoolExecutor: " << e.what() << " (got " << maxWorkers << "); keeping "
                          << m_executor->maxWorkers();
     }
@@ -94,7 +94,7 @@ QString QmlTaskPoolExecutor::taskNamePrefix() const
     return m_executor->taskNamePrefix();
 }
 
-void QmlTaskPoolExecutor::setTaskNamePrefix(const QString &prefix)
+void QmlTaskPoolExecutor::setTaskNamePrefix(const QString& prefix)
 {
     m_executor->setTaskNamePrefix(prefix);
 }
@@ -124,15 +124,15 @@ bool QmlTaskPoolExecutor::isShutdown() const
     return m_executor->isShutdown();
 }
 
-TaskFuture *QmlTaskPoolExecutor::submitList(const QJSValue &fn, const QJSValueList &args)
+TaskFuture* QmlTaskPoolExecutor::submitList(const QJSValue& fn, const QJSValueList& args)
 {
-    QJSEngine *engine = qjsEngine(this);
+    QJSEngine* engine = qjsEngine(this);
     if (!engine)
         return nullptr; // not reachable from JavaScript
     if (!fn.isCallable()) {
         engine->throwError(QJSValue::TypeError,
                            QStringLiteral("TaskPoolExecutor.submit: the first argument must be a function, got %1")
-                                   .arg(describeValue(fn)));
+                               .arg(describeValue(fn)));
         return nullptr;
     }
     if (isShutdown()) {
@@ -141,86 +141,86 @@ TaskFuture *QmlTaskPoolExecutor::submitList(const QJSValue &fn, const QJSValueLi
     }
     try {
         return toTaskFuture(m_executor->submit(&runJs, QPointer<QJSEngine>(engine), fn, args), m_executor.get());
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         engine->throwError(QStringLiteral("TaskPoolExecutor.submit: ") + QString::fromUtf8(e.what()));
         return nullptr;
     }
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit()
+TaskFuture* QmlTaskPoolExecutor::submit()
 {
-    if (QJSEngine *engine = qjsEngine(this))
+    if (QJSEngine* engine = qjsEngine(this))
         engine->throwError(QJSValue::TypeError,
                            QStringLiteral("TaskPoolExecutor.submit: a function to run is required"));
     return nullptr;
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn)
 {
     return submitList(fn, {});
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1)
 {
     return submitList(fn, { a1 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2)
 {
     return submitList(fn, { a1, a2 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3)
 {
     return submitList(fn, { a1, a2, a3 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                        const QJSValue &a4)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                        const QJSValue& a4)
 {
     return submitList(fn, { a1, a2, a3, a4 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                        const QJSValue &a4, const QJSValue &a5)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                        const QJSValue& a4, const QJSValue& a5)
 {
     return submitList(fn, { a1, a2, a3, a4, a5 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                        const QJSValue &a4, const QJSValue &a5, const QJSValue &a6)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                        const QJSValue& a4, const QJSValue& a5, const QJSValue& a6)
 {
     return submitList(fn, { a1, a2, a3, a4, a5, a6 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                        const QJSValue &a4, const QJSValue &a5, const QJSValue &a6, const QJSValue &a7)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                        const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7)
 {
     return submitList(fn, { a1, a2, a3, a4, a5, a6, a7 });
 }
 
-TaskFuture *QmlTaskPoolExecutor::submit(const QJSValue &fn, const QJSValue &a1, const QJSValue &a2, const QJSValue &a3,
-                                        const QJSValue &a4, const QJSValue &a5, const QJSValue &a6, const QJSValue &a7,
-                                        const QJSValue &a8)
+TaskFuture* QmlTaskPoolExecutor::submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
+                                        const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7,
+                                        const QJSValue& a8)
 {
     return submitList(fn, { a1, a2, a3, a4, a5, a6, a7, a8 });
 }
 
-QJSValue QmlTaskPoolExecutor::map(const QJSValue &fn, const QJSValue &items)
+QJSValue QmlTaskPoolExecutor::map(const QJSValue& fn, const QJSValue& items)
 {
-    QJSEngine *engine = qjsEngine(this);
+    QJSEngine* engine = qjsEngine(this);
     if (!engine)
         return {};
     if (!fn.isCallable()) {
         engine->throwError(QJSValue::TypeError,
                            QStringLiteral("TaskPoolExecutor.map: the first argument must be a function, got %1")
-                                   .arg(describeValue(fn)));
+                               .arg(describeValue(fn)));
         return {};
     }
     if (!items.isArray()) {
         engine->throwError(QJSValue::TypeError,
                            QStringLiteral("TaskPoolExecutor.map: the second argument must be an array, got %1")
-                                   .arg(describeValue(items)));
+                               .arg(describeValue(items)));
         return {};
     }
     if (isShutdown()) {
@@ -230,15 +230,15 @@ QJSValue QmlTaskPoolExecutor::map(const QJSValue &fn, const QJSValue &items)
     const auto length = items.property(QStringLiteral("length")).toUInt();
     QJSValue futures = engine->newArray(length);
     for (quint32 i = 0; i < length; ++i) {
-        TaskFuture *future = submitList(fn, { items.property(i) });
+        TaskFuture* future = submitList(fn, { items.property(i) });
         futures.setProperty(i, engine->newQObject(future));
     }
     return futures;
 }
 
-TaskFuture *QmlTaskPoolExecutor::shutdown(const QJSValue &options)
+TaskFuture* QmlTaskPoolExecutor::shutdown(const QJSValue& options)
 {
-    QJSEngine *engine = qjsEngine(this);
+    QJSEngine* engine = qjsEngine(this);
     ShutdownOptions shutdownOptions;
     if (!options.isUndefined() && !options.isNull()) {
         if (!options.isObject() || options.isArray() || options.isCallable()) {
@@ -246,7 +246,7 @@ TaskFuture *QmlTaskPoolExecutor::shutdown(const QJSValue &options)
                 engine->throwError(QJSValue::TypeError,
                                    QStringLiteral("TaskPoolExecutor.shutdown: options must be an object like "
                                                   "{wait: true, cancelFutures: false}, got %1")
-                                           .arg(describeValue(options)));
+                                       .arg(describeValue(options)));
             return nullptr;
         }
         if (const QJSValue wait = options.property(QStringLiteral("wait")); !wait.isUndefined())

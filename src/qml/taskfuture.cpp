@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include <taskpool/qml.h>
-
 #include "jstask_p.h"
+
+#include <taskpool/qml.h>
 
 #include <QFutureWatcher>
 #include <QHash>
@@ -11,29 +11,28 @@ namespace TaskPool {
 
 namespace detail {
 
-//! One per executor (its child): routes TaskPoolExecutor::taskStarted to the TaskFuture of that
-//! task, so that a start costs a hash lookup, not a signal to every TaskFuture.
-class StartTracker : public QObject
-{
-public:
-    static StartTracker *of(TaskPoolExecutor *executor)
-    {
-        auto *tracker = executor->findChild<StartTracker *>(QString(), Qt::FindDirectChildrenOnly);
-        return tracker ? tracker : new StartTracker(executor);
-    }
-    void add(quint64 taskId, TaskFuture *future) { m_futures.insert(taskId, future); }
-    void remove(quint64 taskId) { m_futures.remove(taskId); }
+    //! One per executor (its child): routes TaskPoolExecutor::taskStarted to the TaskFuture of that
+    //! task, so that a start costs a hash lookup, not a signal to every TaskFuture.
+    class StartTracker : public QObject {
+    public:
+        static StartTracker* of(TaskPoolExecutor* executor)
+        {
+            auto* tracker = executor->findChild<StartTracker*>(QString(), Qt::FindDirectChildrenOnly);
+            return tracker ? tracker : new StartTracker(executor);
+        }
+        void add(quint64 taskId, TaskFuture* future) { m_futures.insert(taskId, future); }
+        void remove(quint64 taskId) { m_futures.remove(taskId); }
 
-private:
-    explicit StartTracker(TaskPoolExecutor *executor) : QObject(executor)
-    {
-        connect(executor, &TaskPoolExecutor::taskStarted, this, [this](quint64 taskId) {
-            if (TaskFuture *future = m_futures.take(taskId))
-                future->markStarted();
-        });
-    }
-    QHash<quint64, TaskFuture *> m_futures; // a TaskFuture removes itself when it settles or dies
-};
+    private:
+        explicit StartTracker(TaskPoolExecutor* executor) : QObject(executor)
+        {
+            connect(executor, &TaskPoolExecutor::taskStarted, this, [this](quint64 taskId) {
+                if (TaskFuture* future = m_futures.take(taskId))
+                    future->markStarted();
+            });
+        }
+        QHash<quint64, TaskFuture*> m_futures; // a TaskFuture removes itself when it settles or dies
+    };
 
 } // namespace detail
 
@@ -43,7 +42,7 @@ TaskFuture::~TaskFuture()
         m_tracker->remove(m_taskId);
 }
 
-void TaskFuture::trackStart(TaskPoolExecutor *executor, quint64 taskId)
+void TaskFuture::trackStart(TaskPoolExecutor* executor, quint64 taskId)
 {
     if (isDone())
         return;
@@ -163,10 +162,10 @@ void TaskFuture::update()
     Q_EMIT finished();
 
     if (!m_deferred.isEmpty()) {
-        if (QJSEngine *engine = qjsEngine(this)) {
+        if (QJSEngine* engine = qjsEngine(this)) {
             const bool ok = status == Finished;
             const QJSValue value = ok ? engine->toScriptValue(m_result) : reason(engine);
-            for (const QJSValue &deferred : std::exchange(m_deferred, {}))
+            for (const QJSValue& deferred : std::exchange(m_deferred, {}))
                 deferred.property(ok ? QStringLiteral("resolve") : QStringLiteral("reject")).call({ value });
         }
         m_deferred.clear();
@@ -174,13 +173,13 @@ void TaskFuture::update()
     m_self = QJSValue(); // from now on only QML's references keep this object
 }
 
-QJSValue TaskFuture::reason(QJSEngine *engine) const
+QJSValue TaskFuture::reason(QJSEngine* engine) const
 {
     if (m_status == Canceled)
         return detail::JsHelpers::of(engine)->cancelledError.call({ QString::fromUtf8(CancelledError().what()) });
     try {
         std::rethrow_exception(m_failure);
-    } catch (const detail::JsError &e) {
+    } catch (const detail::JsError& e) {
         if (const QJSValue reason = e.reason(); e.engine() == engine)
             return reason;
     } catch (...) {
@@ -201,19 +200,19 @@ void TaskFuture::keepAlive()
 {
     if (isDone() || !m_self.isUndefined())
         return;
-    if (QJSEngine *engine = qjsEngine(this))
+    if (QJSEngine* engine = qjsEngine(this))
         m_self = engine->newQObject(this);
 }
 
-void TaskFuture::connectNotify(const QMetaMethod &signal)
+void TaskFuture::connectNotify(const QMetaMethod& signal)
 {
     Q_UNUSED(signal);
     keepAlive();
 }
 
-QJSValue TaskFuture::then(const QJSValue &onResult, const QJSValue &onError)
+QJSValue TaskFuture::then(const QJSValue& onResult, const QJSValue& onError)
 {
-    QJSEngine *engine = qjsEngine(this);
+    QJSEngine* engine = qjsEngine(this);
     if (!engine)
         return {};
     const QJSValue deferred = detail::JsHelpers::of(engine)->deferred.call();
@@ -222,7 +221,7 @@ QJSValue TaskFuture::then(const QJSValue &onResult, const QJSValue &onError)
     if (isDone()) {
         const bool ok = m_status == Finished;
         deferred.property(ok ? QStringLiteral("resolve") : QStringLiteral("reject"))
-                .call({ ok ? engine->toScriptValue(m_result) : reason(engine) });
+            .call({ ok ? engine->toScriptValue(m_result) : reason(engine) });
     } else {
         m_deferred.append(deferred);
         keepAlive();

@@ -67,8 +67,8 @@ QCoro::Task<int> soak(long total, int maxWorkers, int inFlight)
         }
     }
     co_await pool.shutdown();
-    std::printf("soak: %ld tasks, %ld wrong results, pool after shutdown: %d workers, %d active, %d pending\n",
-                done, checksumErrors, pool.workerCount(), pool.activeCount(), pool.pendingCount());
+    std::printf("soak: %ld tasks, %ld wrong results, pool after shutdown: %d workers, %d active, %d pending\n", done,
+                checksumErrors, pool.workerCount(), pool.activeCount(), pool.pendingCount());
     co_return checksumErrors == 0 ? 0 : 1;
 }
 

@@ -25,9 +25,6 @@
 #include <QTimer>
 #include <QtConcurrent/QtConcurrentRun>
 
-#include <malloc.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,10 +32,12 @@
 #include <ctime>
 #include <deque>
 #include <functional>
+#include <malloc.h>
 #include <map>
 #include <optional>
 #include <ranges>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #if __has_include(<valgrind/callgrind.h>)
@@ -55,12 +54,12 @@ using namespace std::chrono_literals;
 // ---- the tasks -----------------------------------------------------------------------------------
 
 //! One event-loop hop: one posted event per resumption (what any Qt-side wake-up costs).
-struct PostedYield
-{
+struct PostedYield {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> handle) const
     {
-        QMetaObject::invokeMethod(qApp, [handle] { handle.resume(); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            qApp, [handle] { handle.resume(); }, Qt::QueuedConnection);
     }
     void await_resume() const noexcept { }
 };
@@ -79,8 +78,7 @@ QCoro::Task<int> hopTask(int i)
 //! A 10 ms sleep on a Qt::PreciseTimer. QCoro::sleepFor uses the default Qt::CoarseTimer, whose
 //! lateness (a few percent, more on a busy machine) adds up over the 20 sequential rounds of the
 //! sleep workload and would hide the pools' own overhead; `--coarse-sleep` measures that instead.
-struct PreciseSleep
-{
+struct PreciseSleep {
     std::chrono::milliseconds duration;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> handle) const
@@ -116,17 +114,15 @@ using TaskFn = QCoro::Task<int> (*)(int);
 using PlainFn = int (*)(int);
 
 //! Holds tasks until release(); the blocker of the memory measurements.
-struct Gate
-{
+struct Gate {
     bool entered = false;
     bool open = false;
     std::vector<std::coroutine_handle<>> waiters;
 
     auto operator co_await()
     {
-        struct Awaiter
-        {
-            Gate &gate;
+        struct Awaiter {
+            Gate& gate;
             bool await_ready() const noexcept { return gate.open; }
             void await_suspend(std::coroutine_handle<> handle) { gate.waiters.push_back(handle); }
             void await_resume() const noexcept { }
@@ -137,11 +133,12 @@ struct Gate
     {
         open = true;
         for (auto handle : std::exchange(waiters, {}))
-            QMetaObject::invokeMethod(qApp, [handle] { handle.resume(); }, Qt::QueuedConnection);
+            QMetaObject::invokeMethod(
+                qApp, [handle] { handle.resume(); }, Qt::QueuedConnection);
     }
 };
 
-QCoro::Task<int> gatedTask(Gate *gate)
+QCoro::Task<int> gatedTask(Gate* gate)
 {
     gate->entered = true;
     co_await *gate;
@@ -151,10 +148,8 @@ QCoro::Task<int> gatedTask(Gate *gate)
 // ---- the hand-written minimal pool ---------------------------------------------------------------
 
 //! A coroutine nobody awaits: starts at once, frees its frame when it returns.
-struct Detached
-{
-    struct promise_type
-    {
+struct Detached {
+    struct promise_type {
         Detached get_return_object() noexcept { return {}; }
         std::suspend_never initial_suspend() const noexcept { return {}; }
         std::suspend_never final_suspend() const noexcept { return {}; }
@@ -164,17 +159,15 @@ struct Detached
 };
 
 //! K worker coroutines over a deque of jobs, one QPromise per job: the least a pool must do.
-class MiniPool
-{
+class MiniPool {
 public:
     explicit MiniPool(int maxWorkers) : m_maxWorkers(maxWorkers) { }
-    MiniPool(const MiniPool &) = delete;
-    MiniPool &operator=(const MiniPool &) = delete;
+    MiniPool(const MiniPool&) = delete;
+    MiniPool& operator=(const MiniPool&) = delete;
 
-    template<typename Fn, typename Arg>
-    QFuture<int> submit(Fn fn, Arg arg)
+    template <typename Fn, typename Arg> QFuture<int> submit(Fn fn, Arg arg)
     {
-        Job &job = m_jobs.emplace_back();
+        Job& job = m_jobs.emplace_back();
         job.work = [fn, arg] { return fn(arg); };
         QFuture<int> future = job.promise.future();
         if (m_running < m_maxWorkers) {
@@ -185,8 +178,7 @@ public:
     }
 
 private:
-    struct Job
-    {
+    struct Job {
         std::function<QCoro::Task<int>()> work;
         QPromise<int> promise;
     };
@@ -215,8 +207,7 @@ private:
 
 // ---- measurements --------------------------------------------------------------------------------
 
-struct Result
-{
+struct Result {
     qint64 sum = 0;
     double seconds = 0; // wall clock
     double cpu = 0; // CPU time of the whole process (every thread): robust to a busy machine
@@ -230,8 +221,7 @@ double cpuNow()
 }
 
 //! Wall-clock and process CPU time since construction.
-class Stopwatch
-{
+class Stopwatch {
 public:
     Stopwatch() : m_cpu(cpuNow()) { m_wall.start(); }
     Result lap(qint64 sum) const { return { sum, double(m_wall.nsecsElapsed()) * 1e-9, cpuNow() - m_cpu }; }
@@ -261,7 +251,7 @@ QCoro::Task<Result> taskPoolAll(int workers, int n, TaskFn fn)
     for (int i = 0; i < n; ++i)
         futures.push_back(pool.submit(fn, i));
     qint64 sum = 0;
-    for (auto &future : futures)
+    for (auto& future : futures)
         sum += co_await future;
     const Result result = timer.lap(sum);
     co_await pool.shutdown();
@@ -277,7 +267,7 @@ QCoro::Task<Result> miniAll(int workers, int n, TaskFn fn)
     for (int i = 0; i < n; ++i)
         futures.push_back(pool.submit(fn, i));
     qint64 sum = 0;
-    for (auto &future : futures)
+    for (auto& future : futures)
         sum += co_await future;
     co_return timer.lap(sum);
 }
@@ -290,7 +280,7 @@ QCoro::Task<Result> bareAll(int n, TaskFn fn)
     for (int i = 0; i < n; ++i)
         tasks.push_back(fn(i));
     qint64 sum = 0;
-    for (auto &task : tasks)
+    for (auto& task : tasks)
         sum += co_await task;
     co_return timer.lap(sum);
 }
@@ -305,7 +295,7 @@ Result qtConcurrentAll(int workers, int n, PlainFn fn)
     for (int i = 0; i < n; ++i)
         futures.push_back(QtConcurrent::run(&pool, fn, i));
     qint64 sum = 0;
-    for (auto &future : futures)
+    for (auto& future : futures)
         sum += future.result();
     const Result result = timer.lap(sum);
     futures.clear();
@@ -319,8 +309,7 @@ qint64 heapInUse();
 qint64 rssBytes();
 
 //! Heap in use and RSS every million items of an infinite map: flat when memory is constant.
-struct MemorySample
-{
+struct MemorySample {
     qint64 items, heap, rss;
 };
 std::vector<MemorySample> mapMemorySamples;
@@ -440,7 +429,7 @@ Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
 enum class Workload { Trivial, Hop, Map, Sleep };
 enum class Impl { TaskPool, TaskPoolWindow, Mini, Bare, QtConcurrent };
 
-const char *workloadName(Workload w)
+const char* workloadName(Workload w)
 {
     switch (w) {
     case Workload::Trivial:
@@ -455,7 +444,7 @@ const char *workloadName(Workload w)
     return "?";
 }
 
-const char *implName(Impl impl)
+const char* implName(Impl impl)
 {
     switch (impl) {
     case Impl::TaskPool:
@@ -562,12 +551,12 @@ qint64 rssBytes()
     return fields.size() > 1 ? fields[1].toLongLong() * sysconf(_SC_PAGESIZE) : 0;
 }
 
-qint64 statusKb(const char *field)
+qint64 statusKb(const char* field)
 {
     QFile file(QStringLiteral("/proc/self/status"));
     if (!file.open(QIODevice::ReadOnly))
         return 0;
-    for (const QByteArray &line : file.readAll().split('\n')) {
+    for (const QByteArray& line : file.readAll().split('\n')) {
         if (line.startsWith(field))
             return line.mid(int(std::strlen(field))).trimmed().split(' ').first().toLongLong();
     }
@@ -582,8 +571,7 @@ void resetPeakRss()
         file.write("5");
 }
 
-struct PendingMemory
-{
+struct PendingMemory {
     double heapPerTask = 0;
     double rssPerTask = 0;
 };
@@ -594,8 +582,7 @@ bool trimHeap()
     return malloc_trim(0);
 }
 
-struct MemoryProbe
-{
+struct MemoryProbe {
     bool trimmed = trimHeap(); // initialised before the readings below
     qint64 heap = heapInUse();
     qint64 rss = rssBytes();
@@ -622,7 +609,7 @@ QCoro::Task<PendingMemory> taskPoolPending(int n)
     const PendingMemory memory = probe.per(n);
     gate.release();
     co_await blocker;
-    for (auto &future : futures)
+    for (auto& future : futures)
         co_await future;
     co_await pool.shutdown();
     co_return memory;
@@ -643,7 +630,7 @@ QCoro::Task<PendingMemory> miniPending(int n)
     const PendingMemory memory = probe.per(n);
     gate.release();
     co_await blocker;
-    for (auto &future : futures)
+    for (auto& future : futures)
         co_await future;
     co_return memory;
 }
@@ -658,7 +645,7 @@ QCoro::Task<PendingMemory> barePending(int n)
         tasks.push_back(gatedTask(&gate));
     const PendingMemory memory = probe.per(n);
     gate.release();
-    for (auto &task : tasks)
+    for (auto& task : tasks)
         co_await task;
     co_return memory;
 }
@@ -681,7 +668,7 @@ PendingMemory qtConcurrentPending(int n)
         futures.push_back(QtConcurrent::run(&pool, trivialFn, i));
     const PendingMemory memory = probe.per(n);
     gate.release();
-    for (auto &future : futures)
+    for (auto& future : futures)
         future.waitForFinished();
     pool.waitForDone();
     return memory;
@@ -689,8 +676,7 @@ PendingMemory qtConcurrentPending(int n)
 
 // ---- options -------------------------------------------------------------------------------------
 
-struct Options
-{
+struct Options {
     std::vector<qint64> ns { 10'000, 100'000, 1'000'000 };
     std::vector<int> workers { 1, 8, 64, 1024 };
     int reps = 0; // 0: 3 below 1e6 items, 1 from 1e6 on
@@ -703,11 +689,10 @@ struct Options
     std::optional<qint64> callgrindN;
 };
 
-template<typename T>
-std::vector<T> parseList(const char *text)
+template <typename T> std::vector<T> parseList(const char* text)
 {
     std::vector<T> values;
-    for (const QByteArray &item : QByteArray(text).split(','))
+    for (const QByteArray& item : QByteArray(text).split(','))
         values.push_back(T(item.trimmed().toDouble())); // accepts 1e5
     return values;
 }
@@ -721,12 +706,12 @@ void usage()
               "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
 }
 
-bool wants(const Options &o, const char *what)
+bool wants(const Options& o, const char* what)
 {
     return std::find(o.only.begin(), o.only.end(), std::string(what)) != o.only.end();
 }
 
-std::optional<Workload> parseWorkload(const QString &name)
+std::optional<Workload> parseWorkload(const QString& name)
 {
     for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Sleep }) {
         if (name == QLatin1String(workloadName(w)))
@@ -735,7 +720,7 @@ std::optional<Workload> parseWorkload(const QString &name)
     return std::nullopt;
 }
 
-std::optional<Impl> parseImpl(const QString &name)
+std::optional<Impl> parseImpl(const QString& name)
 {
     for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::Bare, Impl::QtConcurrent }) {
         if (name == QLatin1String(implName(impl)))
@@ -746,7 +731,7 @@ std::optional<Impl> parseImpl(const QString &name)
 
 // ---- modes ---------------------------------------------------------------------------------------
 
-int runCallgrind(const Options &o)
+int runCallgrind(const Options& o)
 {
     const auto workload = parseWorkload(o.callgrind);
     const auto impl = parseImpl(o.impl);
@@ -755,9 +740,9 @@ int runCallgrind(const Options &o)
         return 1;
     }
     const int workers = o.workers.size() == 1 ? o.workers.front() : (*workload == Workload::Sleep ? 100 : 8);
-    const qint64 n = o.callgrindN.value_or(*workload == Workload::Hop ? 20'000
-                                                   : *workload == Workload::Sleep ? 2'000
-                                                                                  : 100'000);
+    const qint64 n = o.callgrindN.value_or(*workload == Workload::Hop         ? 20'000
+                                               : *workload == Workload::Sleep ? 2'000
+                                                                              : 100'000);
     if (!applicable(*workload, *impl)) {
         std::printf("callgrind %s %s: not applicable\n", workloadName(*workload), implName(*impl));
         return 3;
@@ -766,13 +751,12 @@ int runCallgrind(const Options &o)
     BENCH_TOGGLE_COLLECT();
     runOnce(*workload, *impl, workers, n);
     BENCH_TOGGLE_COLLECT();
-    std::printf("callgrind workload=%s impl=%s workers=%d n=%lld\n", workloadName(*workload), implName(*impl),
-                workers, static_cast<long long>(n));
+    std::printf("callgrind workload=%s impl=%s workers=%d n=%lld\n", workloadName(*workload), implName(*impl), workers,
+                static_cast<long long>(n));
     return 0;
 }
 
-struct Row
-{
+struct Row {
     Workload workload;
     Impl impl;
     qint64 n;
@@ -784,23 +768,23 @@ struct Row
 };
 
 //! Medians of wall-clock and CPU time, taken separately.
-std::pair<double, double> medians(const std::vector<Result> &results)
+std::pair<double, double> medians(const std::vector<Result>& results)
 {
     std::vector<double> wall, cpu;
-    for (const Result &r : results) {
+    for (const Result& r : results) {
         wall.push_back(r.seconds);
         cpu.push_back(r.cpu);
     }
     return { median(wall), median(cpu) };
 }
 
-void printTable(Workload w, qint64 n, int reps, const std::vector<Row> &rows)
+void printTable(Workload w, qint64 n, int reps, const std::vector<Row>& rows)
 {
     std::printf("\n%s, N = %lld, median of %d run%s\n", workloadName(w), static_cast<long long>(n), reps,
                 reps == 1 ? "" : "s");
     std::printf("  %10s  %-16s %11s %13s %10s %12s %14s\n", "maxWorkers", "implementation", "time [ms]", "tasks/s",
                 "ns/task", "x handwritten", "CPU ns/task");
-    for (const Row &row : rows) {
+    for (const Row& row : rows) {
         if (row.workload != w || row.n != n)
             continue;
         const std::string workers = row.workers ? std::to_string(row.workers) : std::string("unbounded");
@@ -811,7 +795,7 @@ void printTable(Workload w, qint64 n, int reps, const std::vector<Row> &rows)
     std::fflush(stdout);
 }
 
-void runThroughput(const Options &o, std::vector<Row> &rows)
+void runThroughput(const Options& o, std::vector<Row>& rows)
 {
     const Impl impls[] = { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::QtConcurrent };
     for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map }) {
@@ -846,7 +830,7 @@ void runThroughput(const Options &o, std::vector<Row> &rows)
             }
             std::fprintf(stderr, "\n");
             printTable(w, n, reps, block);
-            for (Row &row : block) {
+            for (Row& row : block) {
                 if (row.impl == Impl::Bare && row.workers != o.workers.front())
                     continue; // one CSV row for the unbounded baseline
                 if (row.impl == Impl::Bare)
@@ -857,7 +841,7 @@ void runThroughput(const Options &o, std::vector<Row> &rows)
     }
 }
 
-void runSleep(const Options &o, std::vector<Row> &rows)
+void runSleep(const Options& o, std::vector<Row>& rows)
 {
     constexpr int n = 2000, workers = 100;
     const int reps = o.reps ? o.reps : 3;
@@ -875,15 +859,15 @@ void runSleep(const Options &o, std::vector<Row> &rows)
     for (Impl impl : impls) {
         const auto [seconds, cpu] = medians(times[impl]);
         const double ideal = impl == Impl::Bare ? 0.010 : 0.200;
-        std::printf("  %-16s %11.1f %+13.1f%% %12.2f\n", implName(impl), seconds * 1e3,
-                    (seconds / ideal - 1) * 100, seconds / mini);
+        std::printf("  %-16s %11.1f %+13.1f%% %12.2f\n", implName(impl), seconds * 1e3, (seconds / ideal - 1) * 100,
+                    seconds / mini);
         rows.push_back(
-                { Workload::Sleep, impl, n, impl == Impl::Bare ? 0 : workers, reps, seconds, seconds / mini, cpu });
+            { Workload::Sleep, impl, n, impl == Impl::Bare ? 0 : workers, reps, seconds, seconds / mini, cpu });
     }
     std::fflush(stdout);
 }
 
-void runMemory(const Options &o)
+void runMemory(const Options& o)
 {
     const int n = int(o.memoryN);
     std::printf("\nmemory per pending task: %d trivial tasks queued behind one gated worker "
@@ -905,14 +889,13 @@ void runMemory(const Options &o)
     drainEvents();
 }
 
-void runMapMemory(const Options &o)
+void runMapMemory(const Options& o)
 {
     constexpr int buffer = 16, workers = 8;
     std::printf("\nmap memory: items of an infinite range with bufferSize %d, %d workers: peak RSS growth "
                 "(VmHWM reset through /proc/self/clear_refs)\n",
                 buffer, workers);
-    std::printf("  %-16s %12s %14s %16s %10s\n", "implementation", "items", "peak +KiB", "heap after +B",
-                "time [s]");
+    std::printf("  %-16s %12s %14s %16s %10s\n", "implementation", "items", "peak +KiB", "heap after +B", "time [s]");
     for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini }) {
         for (qint64 items : o.mapMemoryItems) {
             std::fprintf(stderr, "[map memory %s %lld]\n", implName(impl), static_cast<long long>(items));
@@ -931,11 +914,11 @@ void runMapMemory(const Options &o)
             drainEvents();
             const qint64 peakKb = statusKb("VmHWM:");
             std::printf("  %-16s %12lld %14lld %16lld %10.2f\n", implName(impl), static_cast<long long>(items),
-                        static_cast<long long>(peakKb - rssBeforeKb),
-                        static_cast<long long>(heapInUse() - heapBefore), r.seconds);
+                        static_cast<long long>(peakKb - rssBeforeKb), static_cast<long long>(heapInUse() - heapBefore),
+                        r.seconds);
             if (impl == Impl::TaskPool && !mapMemorySamples.empty()) {
                 std::printf("  %-16s heap in use / RSS [KiB] every million items:", "");
-                for (const MemorySample &sample : std::exchange(mapMemorySamples, {}))
+                for (const MemorySample& sample : std::exchange(mapMemorySamples, {}))
                     std::printf(" %lld/%lld", static_cast<long long>(sample.heap / 1024),
                                 static_cast<long long>(sample.rss / 1024));
                 std::printf("\n");
@@ -945,7 +928,7 @@ void runMapMemory(const Options &o)
     }
 }
 
-void writeCsv(const QString &path, const std::vector<Row> &rows)
+void writeCsv(const QString& path, const std::vector<Row>& rows)
 {
     QFile file(path);
     if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Text)) {
@@ -953,23 +936,23 @@ void writeCsv(const QString &path, const std::vector<Row> &rows)
         return;
     }
     file.write("workload,impl,n,workers,reps,median_s,tasks_per_s,ratio_vs_handwritten,median_cpu_s\n");
-    for (const Row &row : rows) {
+    for (const Row& row : rows) {
         file.write(QStringLiteral("%1,%2,%3,%4,%5,%6,%7,%8,%9\n")
-                           .arg(QLatin1String(workloadName(row.workload)), QLatin1String(implName(row.impl)))
-                           .arg(row.n)
-                           .arg(row.workers)
-                           .arg(row.reps)
-                           .arg(row.seconds, 0, 'g', 6)
-                           .arg(double(row.n) / row.seconds, 0, 'f', 0)
-                           .arg(row.ratio, 0, 'f', 3)
-                           .arg(row.cpu, 0, 'g', 6)
-                           .toUtf8());
+                       .arg(QLatin1String(workloadName(row.workload)), QLatin1String(implName(row.impl)))
+                       .arg(row.n)
+                       .arg(row.workers)
+                       .arg(row.reps)
+                       .arg(row.seconds, 0, 'g', 6)
+                       .arg(double(row.n) / row.seconds, 0, 'f', 0)
+                       .arg(row.ratio, 0, 'f', 3)
+                       .arg(row.cpu, 0, 'g', 6)
+                       .toUtf8());
     }
 }
 
 } // namespace
 
-int main(int argc, char **argv)
+int main(int argc, char** argv)
 {
     QCoreApplication app(argc, argv);
     Options o;
@@ -993,7 +976,7 @@ int main(int argc, char **argv)
             o.csv = QString::fromLocal8Bit(argv[++i]);
         } else if (arg == "--only" && hasValue) {
             o.only.clear();
-            for (const QByteArray &item : QByteArray(argv[++i]).split(','))
+            for (const QByteArray& item : QByteArray(argv[++i]).split(','))
                 o.only.push_back(item.trimmed().toStdString());
         } else if (arg == "--memory-n" && hasValue) {
             o.memoryN = qint64(std::atof(argv[++i]));

@@ -21,7 +21,7 @@ QCoro::Task<int> multiply(int x, int y)
     timer.setSingleShot(true);
     timer.start(10ms);
     co_await timer;
-    co_return x * y;
+    co_return x* y;
 }
 
 QCoro::Task<int> check()
@@ -42,18 +42,18 @@ QCoro::Task<int> check()
 
 } // namespace
 
-int main(int argc, char *argv[])
+int main(int argc, char* argv[])
 {
     QCoreApplication app(argc, argv);
     QTimer::singleShot(10s, &app, [] {
         std::fprintf(stderr, "consumer: timed out\n");
         QCoreApplication::exit(2);
     });
-    auto task = [](QCoreApplication &app) -> QCoro::Task<void> {
+    auto task = [](QCoreApplication& app) -> QCoro::Task<void> {
         int code = 1;
         try {
             code = co_await check();
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             std::fprintf(stderr, "consumer: exception: %s\n", e.what());
         }
         app.exit(code);

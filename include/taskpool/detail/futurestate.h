@@ -19,30 +19,26 @@ namespace TaskPool::detail {
 // Qt marks a failed future canceled too; these tell the two apart through the public
 // QFutureInterfaceBase::get(), which works for every QFuture, not only the pool's.
 
-template<typename T>
-bool hasException(const QFuture<T> &future)
+template <typename T> bool hasException(const QFuture<T>& future)
 {
     return QFutureInterfaceBase::get(future).hasException();
 }
 
 //! Cancelled, as opposed to failed.
-template<typename T>
-bool isCancelled(const QFuture<T> &future)
+template <typename T> bool isCancelled(const QFuture<T>& future)
 {
     return future.isCanceled() && !hasException(future);
 }
 
 //! The outcome is final: finished, or cancelled (a cancelled future may finish later, but its
 //! outcome cannot change any more). A failed future counts once it finished.
-template<typename T>
-bool isSettled(const QFuture<T> &future)
+template <typename T> bool isSettled(const QFuture<T>& future)
 {
     return future.isFinished() || isCancelled(future);
 }
 
 //! The exception a finished, failed future holds; null otherwise.
-template<typename T>
-std::exception_ptr failure(const QFuture<T> &future)
+template <typename T> std::exception_ptr failure(const QFuture<T>& future)
 {
     if (!future.isFinished() || !hasException(future))
         return nullptr;
@@ -56,8 +52,7 @@ std::exception_ptr failure(const QFuture<T> &future)
 
 //! The result of a settled future, its exception rethrown, or CancelledError. Never reads a
 //! result that is not there.
-template<typename T>
-T resultOf(const QFuture<T> &future)
+template <typename T> T resultOf(const QFuture<T>& future)
 {
     if (future.isCanceled()) {
         if (auto error = failure(future))
@@ -76,11 +71,9 @@ T resultOf(const QFuture<T> &future)
 
 //! Awaits any QFuture through a QFutureWatcher, resuming on cancellation too (a cancelled QFuture
 //! may never finish). Used only for futures that do not come from a pool.
-template<typename T>
-class WatcherAwaiter
-{
+template <typename T> class WatcherAwaiter {
 public:
-    explicit WatcherAwaiter(const QFuture<T> &future) : m_future(future) { }
+    explicit WatcherAwaiter(const QFuture<T>& future) : m_future(future) { }
     bool await_ready() const { return isSettled(m_future); }
     void await_suspend(std::coroutine_handle<> handle)
     {
