@@ -533,10 +533,6 @@ private Q_SLOTS:
     // The variadic form, with futures of different types (as QFuture<T>).
     void whenAllVariadic()
     {
-#ifdef __SANITIZE_ADDRESS__
-        QSKIP("LeakSanitizer reports the WhenAllContext of a variadic whenAll over pool futures as "
-              "leaked (not seen with QPromise futures); open issue");
-#endif
         run([]() -> QCoro::Task<void> {
             TaskPoolExecutor pool(2);
             auto a = pool.submit(amul, 2, 3);

@@ -204,9 +204,16 @@ protected:
         }
     }
 
+    //! The producer side of the future. Like QPromise, it drops the continuation (`.then()`,
+    //! `QtFuture::whenAll`...) when it goes: the continuation may own copies of this very future,
+    //! a cycle that would otherwise keep both alive.
+    struct Producer : QFutureInterface<T>
+    {
+        ~Producer() { this->cleanContinuation(); }
+    };
     // Not Pending: Qt never clears that flag on a future cancelled before it started, and its
     // blocking waits would then wait forever.
-    mutable QFutureInterface<T> m_fi;
+    mutable Producer m_fi;
 };
 
 //! Runs a Work (what to call or await) and settles the outcome store of Base (FutureJob, ValueJob).
