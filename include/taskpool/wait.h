@@ -184,9 +184,9 @@ QCoro::AsyncGenerator<F> asCompleted(QList<F> futures, std::optional<std::chrono
  * result at once.
  */
 template <detail::WaitableFuture F>
-QCoro::Task<detail::GatherResult<typename detail::WaitedValue<F>::type>> gather(QList<F> futures)
+QCoro::Task<detail::GatherResult<typename detail::FutureValue<F>::type>> gather(QList<F> futures)
 {
-    using T = typename detail::WaitedValue<F>::type;
+    using T = typename detail::FutureValue<F>::type;
     if constexpr (std::is_void_v<T>) {
         for (const F& future : futures)
             co_await Future<void>(future);

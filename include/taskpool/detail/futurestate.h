@@ -14,7 +14,26 @@
 #include <memory>
 #include <stdexcept>
 
+namespace TaskPool {
+template <typename T> class Future;
+}
+
 namespace TaskPool::detail {
+
+//! The T of a QFuture<T> or a Future<T>.
+template <typename T> struct FutureValue {
+};
+template <typename T> struct FutureValue<QFuture<T>> {
+    using type = T;
+};
+template <typename T> struct FutureValue<Future<T>> {
+    using type = T;
+};
+template <typename T>
+concept QFutureType = requires
+{
+    typename FutureValue<std::remove_cvref_t<T>>::type;
+};
 
 // Qt marks a failed future canceled too; these tell the two apart through the public
 // QFutureInterfaceBase::get(), which works for every QFuture, not only the pool's.

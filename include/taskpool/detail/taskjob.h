@@ -20,20 +20,6 @@ namespace TaskPool::detail {
 
 // ---- what a task returns, and what awaiting it gives --------------------------------------------
 
-template <typename T> struct FutureValue {
-};
-template <typename T> struct FutureValue<QFuture<T>> {
-    using type = T;
-};
-template <typename T> struct FutureValue<Future<T>> {
-    using type = T;
-};
-template <typename T>
-concept QFutureType = requires
-{
-    typename FutureValue<std::remove_cvref_t<T>>::type;
-};
-
 //! Anything a QCoro::Task can co_await: awaitables, and the Qt types QCoro adapts through its
 //! documented awaiter_type extension point (QFuture, QNetworkReply *, QTimer *, ...).
 template <typename T>
@@ -207,8 +193,7 @@ protected:
     //! The producer side of the future. Like QPromise, it drops the continuation (`.then()`,
     //! `QtFuture::whenAll`...) when it goes: the continuation may own copies of this very future,
     //! a cycle that would otherwise keep both alive.
-    struct Producer : QFutureInterface<T>
-    {
+    struct Producer : QFutureInterface<T> {
         ~Producer() { this->cleanContinuation(); }
     };
     // Not Pending: Qt never clears that flag on a future cancelled before it started, and its

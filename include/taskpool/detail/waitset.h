@@ -24,20 +24,11 @@ template <typename T> class Future;
 
 namespace detail {
 
-    template <typename F> struct WaitedValue {
-    };
-    template <typename T> struct WaitedValue<QFuture<T>> {
-        using type = T;
-    };
-    template <typename T> struct WaitedValue<Future<T>> {
-        using type = T;
-    };
-
     //! QFuture<T> or Future<T>: what the waiting helpers accept.
     template <typename F>
     concept WaitableFuture = requires
     {
-        typename WaitedValue<F>::type;
+        typename FutureValue<F>::type;
     };
 
     //! The shared state of a future: every copy of one future gives the same key. (QFuture has no
