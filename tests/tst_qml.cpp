@@ -145,6 +145,10 @@ private Q_SLOTS:
     void futureOutlivesExecutor();
     void engineDestroyedFirst();
     void settledFuturesAreCollected();
+    void submitForwardsEachArgumentCount();
+    void callsWithoutEngine();
+    void interruptedEngineFailsTask();
+    void settledAndResultlessFutures();
 };
 
 void tst_Qml::moduleLoadsFromRootQmldirCopy()
@@ -576,6 +580,8 @@ void tst_Qml::badInput()
         { "pool.submit(null)", "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got null" },
         { "pool.submit(undefined, 1, 2)",
           "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got undefined" },
+        { "pool.submit([1, 2])",
+          "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got an array" },
         { "pool.submit({})",
           "TypeError: TaskPoolExecutor.submit: the first argument must be a function, got an object" },
         { "pool.map(1, [])",
@@ -726,6 +732,92 @@ void tst_Qml::settledFuturesAreCollected()
             return f.isNull();
         }(),
         5000);
+}
+
+void tst_Qml::submitForwardsEachArgumentCount()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    // submit() has one overload per argument count: each must pass all its arguments, in order.
+    qml.eval(
+        QStringLiteral("root.fs = []; var join = function () { return Array.prototype.slice.call(arguments).join() }; "
+                       "fs.push(pool.submit(join, 1)); fs.push(pool.submit(join, 1, 2)); "
+                       "fs.push(pool.submit(join, 1, 2, 3)); fs.push(pool.submit(join, 1, 2, 3, 4)); "
+                       "fs.push(pool.submit(join, 1, 2, 3, 4, 5)); fs.push(pool.submit(join, 1, 2, 3, 4, 5, 6)); "
+                       "fs.push(pool.submit(join, 1, 2, 3, 4, 5, 6, 7)); "
+                       "fs.push(pool.submit(join, 1, 2, 3, 4, 5, 6, 7, 8))"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("fs.every(function (f) { return f.status === 2 })")).toBool());
+    QCOMPARE(qml.eval(QStringLiteral("fs.map(function (f) { return f.result }).join('|')")).toString(),
+             QStringLiteral("1|1,2|1,2,3|1,2,3,4|1,2,3,4,5|1,2,3,4,5,6|1,2,3,4,5,6,7|1,2,3,4,5,6,7,8"));
+}
+
+void tst_Qml::callsWithoutEngine()
+{
+    // Called from C++ on an executor no engine knows: nothing to run the function in, so nothing
+    // is queued and nothing is returned.
+    QJSEngine other;
+    const QJSValue fn = other.evaluate(QStringLiteral("(function (x) { return x })"));
+    QVERIFY(fn.isCallable());
+    TaskPool::QmlTaskPoolExecutor pool;
+    QCOMPARE(pool.submit(fn, QJSValue(1)), nullptr);
+    QVERIFY(pool.map(fn, other.newArray(2)).isUndefined());
+    QCOMPARE(pool.pendingCount(), 0);
+    QCOMPARE(pool.activeCount(), 0);
+    QCOMPARE(pool.workerCount(), 0);
+}
+
+void tst_Qml::interruptedEngineFailsTask()
+{
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral("root.w = pool.submit(function () { return 0 })")); // the engine's first task
+    QTRY_COMPARE(qml.status(QStringLiteral("w")), int(TaskFuture::Finished));
+    qml.eval(QStringLiteral("root.events = []; root.f = pool.submit(function () { events.push('ran'); return 1 })"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    auto* f = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("f")));
+    QVERIFY(f);
+    // The task runs from a later turn of the event loop: by then the engine refuses to run it.
+    qml.engine->setInterrupted(true);
+    QTRY_COMPARE(f->status(), TaskFuture::Failed);
+    QVERIFY(!f->error().isEmpty());
+    QVERIFY(!f->result().isValid());
+    qml.engine->setInterrupted(false);
+    QCOMPARE(qml.eval(QStringLiteral("events.length")).toInt(), 0); // the function never ran
+    // The executor is unharmed.
+    qml.eval(QStringLiteral("root.ok = pool.submit(function () { return 'fine' })"));
+    QTRY_COMPARE(qml.status(QStringLiteral("ok")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("ok.result")).toString(), QStringLiteral("fine"));
+}
+
+void tst_Qml::settledAndResultlessFutures()
+{
+    // A pool future that settled before the conversion, with its executor: Finished from the
+    // start (not Pending, waiting for a start that already happened).
+    TaskPool::TaskPoolExecutor pool(1);
+    auto settled = pool.submit([] { return 5; });
+    QTRY_VERIFY(settled.isFinished());
+    {
+        TaskFuture late(settled, &pool);
+        QCOMPARE(late.status(), TaskFuture::Finished);
+        QCOMPARE(late.result().toInt(), 5);
+        QVERIFY(late.isDone());
+    }
+    // The executor's later tasks are not confused by it.
+    auto next = pool.submit([] { return 6; });
+    TaskFuture tracked(next, &pool);
+    QTRY_COMPARE(tracked.status(), TaskFuture::Finished);
+    QCOMPARE(tracked.result().toInt(), 6);
+
+    // A QFuture<int> that finished without reporting a result is a failure, not a result.
+    QFutureInterface<int> empty;
+    empty.reportStarted();
+    TaskFuture resultless(empty.future());
+    QCOMPARE(resultless.status(), TaskFuture::Running);
+    empty.reportFinished();
+    QTRY_COMPARE(resultless.status(), TaskFuture::Failed);
+    QVERIFY(!resultless.result().isValid());
+    QCOMPARE(resultless.error(), QStringLiteral("the future finished without a result"));
 }
 
 // Child mode of importThroughEnvironment: import TaskPool with only the environment's import path.
