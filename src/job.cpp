@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "executorcore_p.h"
 
+#include <QVarLengthArray>
+
 namespace TaskPool::detail {
 
 namespace {
@@ -38,13 +40,17 @@ void Job::removeWaiter(Waiter& waiter) noexcept
 
 void Job::endSettle()
 {
-    std::lock_guard lock(m_waitersMutex);
-    m_state.store(Settled, std::memory_order_release);
-    for (Waiter* waiter = std::exchange(m_waiters, nullptr); waiter;) {
-        Waiter* next = waiter->next;
-        resumeLater(std::exchange(waiter->handle, {}), waiter->thread);
-        waiter = next;
+    // Resume outside the lock: a resumption may run inline (a thread without an event loop), and
+    // the resumed awaiter's destructor takes the lock again.
+    QVarLengthArray<std::pair<std::coroutine_handle<>, QThread*>, 4> released;
+    {
+        std::lock_guard lock(m_waitersMutex);
+        m_state.store(Settled, std::memory_order_release);
+        for (Waiter* waiter = std::exchange(m_waiters, nullptr); waiter; waiter = waiter->next)
+            released.append({ std::exchange(waiter->handle, {}), waiter->thread });
     }
+    for (const auto& [handle, thread] : released)
+        resumeLater(handle, thread);
 }
 
 bool Job::cancel()

@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -161,55 +160,6 @@ private Q_SLOTS:
             co_await pool.shutdown();
         }(returnedEarly));
         QVERIFY(!returnedEarly.load());
-    }
-
-    void awaitInAnotherThreadResumesThere()
-    {
-        run([]() -> QCoro::Task<void> {
-            TaskPoolExecutor pool(2);
-            QThread other;
-            other.start(); // runs an event loop
-            QObject receiver;
-            receiver.moveToThread(&other);
-
-            std::atomic<QThread*> resumedIn { nullptr };
-            std::atomic<int> result { 0 };
-            QObject context;
-            Gate done;
-            std::optional<QCoro::Task<void>> remote;
-            // The posted hand-off below is invisible to ThreadSanitizer: order the accesses to
-            // `remote` through a mutex it sees.
-            std::mutex remoteMutex;
-            std::unique_lock posting(remoteMutex); // held while the lambda is made and posted
-            QMetaObject::invokeMethod(&receiver, [&] {
-                std::lock_guard lock(remoteMutex);
-                remote.emplace([](TaskPoolExecutor& pool, std::atomic<QThread*>& resumedIn, std::atomic<int>& result,
-                                  QObject& context, Gate& done) -> QCoro::Task<void> {
-                    auto future = pool.submit(square, 9);
-                    result = co_await future;
-                    resumedIn = QThread::currentThread();
-                    QMetaObject::invokeMethod(&context, [&done] { done.open(); });
-                }(pool, resumedIn, result, context, done));
-            });
-            posting.unlock();
-            co_await done;
-            CO_COMPARE(result.load(), 81);
-            CO_VERIFY(resumedIn.load() == &other);
-            // Destroy the finished coroutine's handle in its own thread, then stop the thread.
-            QMetaObject::invokeMethod(
-                &receiver,
-                [&] {
-                    std::lock_guard lock(remoteMutex);
-                    remote.reset();
-                },
-                Qt::BlockingQueuedConnection);
-            {
-                std::lock_guard lock(remoteMutex);
-            } // `remote` is destroyed in this thread
-            other.quit();
-            other.wait();
-            co_await pool.shutdown();
-        }());
     }
 
     void cancelQueuedTaskFromAnotherThread()
