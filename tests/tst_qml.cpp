@@ -771,8 +771,8 @@ void tst_Qml::interruptedEngineFailsTask()
 {
     Qml qml;
     QVERIFY(qml.loadHarness());
-    qml.eval(QStringLiteral("root.w = pool.submit(function () { return 0 })")); // the engine's first task
-    QTRY_COMPARE(qml.status(QStringLiteral("w")), int(TaskFuture::Finished));
+    // The engine's very first task meets the interruption: the per-engine helpers cannot be made
+    // then, and must not be kept broken for the tasks after it.
     qml.eval(QStringLiteral("root.events = []; root.f = pool.submit(function () { events.push('ran'); return 1 })"));
     QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
     auto* f = qvariant_cast<TaskFuture*>(qml.eval(QStringLiteral("f")));
@@ -780,7 +780,7 @@ void tst_Qml::interruptedEngineFailsTask()
     // The task runs from a later turn of the event loop: by then the engine refuses to run it.
     qml.engine->setInterrupted(true);
     QTRY_COMPARE(f->status(), TaskFuture::Failed);
-    QVERIFY(!f->error().isEmpty());
+    QVERIFY2(f->error().contains(QStringLiteral("interrupted")), qPrintable(f->error()));
     QVERIFY(!f->result().isValid());
     qml.engine->setInterrupted(false);
     QCOMPARE(qml.eval(QStringLiteral("events.length")).toInt(), 0); // the function never ran

@@ -108,7 +108,6 @@ JsHelpers::JsHelpers(QJSEngine* engine) : QObject(engine)
     runner = engine->evaluate(QString::fromUtf8(runnerSource));
     deferred = engine->evaluate(QString::fromUtf8(deferredSource));
     cancelledError = engine->evaluate(QString::fromUtf8(cancelledErrorSource));
-    Q_ASSERT(runner.isCallable() && deferred.isCallable() && cancelledError.isCallable());
 }
 
 JsHelpers* JsHelpers::of(QJSEngine* engine)
@@ -116,6 +115,11 @@ JsHelpers* JsHelpers::of(QJSEngine* engine)
     auto* helpers = engine->property(helpersProperty).value<JsHelpers*>();
     if (!helpers) {
         helpers = new JsHelpers(engine);
+        if (!helpers->isComplete()) {
+            // An interrupted engine evaluates nothing: try again next time rather than keep these.
+            helpers->deleteLater();
+            return helpers;
+        }
         engine->setProperty(helpersProperty, QVariant::fromValue(helpers));
     }
     return helpers;

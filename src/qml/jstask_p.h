@@ -69,7 +69,9 @@ private:
 class JsHelpers : public QObject {
     Q_OBJECT
 public:
+    //! The engine's helpers; incomplete (not callable) while the engine is interrupted.
     static JsHelpers* of(QJSEngine* engine);
+    bool isComplete() const { return runner.isCallable() && deferred.isCallable() && cancelledError.isCallable(); }
 
     //! runner(fn, args, settler): calls fn(...args) and settles settler with the outcome.
     QJSValue runner;

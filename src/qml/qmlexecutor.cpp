@@ -20,13 +20,16 @@ namespace {
         co_await detail::Yield {};
         if (!engine)
             throw CancelledError(); // the engine went away while the task was queued
+        auto* helpers = detail::JsHelpers::of(engine);
+        if (!helpers->runner.isCallable())
+            throw std::runtime_error("the JavaScript engine is interrupted");
         auto* settler = new detail::JsSettler(engine);
         const QFuture<QVariant> outcome = settler->future();
         QJSValue array = engine->newArray(uint(args.size()));
         for (qsizetype i = 0; i < args.size(); ++i)
             array.setProperty(quint32(i), args.at(i));
         args.clear();
-        const QJSValue thrown = detail::JsHelpers::of(engine)->runner.call({ fn, array, engine->newQObject(settler) });
+        const QJSValue thrown = helpers->runner.call({ fn, array, engine->newQObject(settler) });
         if (thrown.isError()) // the runner catches everything; this is the engine refusing to run
             settler->reject(thrown);
         co_return co_await Future<QVariant>(outcome);
