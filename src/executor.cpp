@@ -69,6 +69,32 @@ namespace detail {
         };
         thread_local CurrentWorker currentWorker;
 
+        //! Runs a job in a worker: the worker stays suspended while the task's coroutine runs.
+        struct RunJob {
+            const ExecutorCore& core;
+            int index;
+            Job* job;
+            bool running = true;
+
+            bool await_ready() const noexcept { return false; }
+            bool await_suspend(std::coroutine_handle<> worker)
+            {
+                currentWorker = { &core, index };
+                // Once run() returned true the worker may be resumed at any time: this awaiter is
+                // touched again only when it returned false.
+                const bool suspended = job->run(worker);
+                currentWorker = {};
+                if (!suspended)
+                    running = false;
+                return suspended;
+            }
+            void await_resume()
+            {
+                if (running)
+                    job->finishRun();
+            }
+        };
+
         Detached workerLoop(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker* worker)
         {
             co_await Yield {}; // never run a task inside submit() itself
@@ -81,10 +107,7 @@ namespace detail {
                     continue; // woken for a job that was cancelled meanwhile
                 }
                 core->start(*worker, job);
-                currentWorker = { core.get(), worker->index };
-                QCoro::Task<void> task = job->run(); // the task's synchronous start happens here
-                currentWorker = {};
-                co_await task;
+                co_await RunJob { *core, worker->index, job };
                 core->end(job);
             }
             qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);

@@ -3,7 +3,7 @@
 #
 # usage: tests/benchmarks/plot.sh [results.csv] [docs/benchmark.png]
 # The CSV comes from: taskpool_bench --csv results.csv
-# One panel per workload (trivial, hop, map), at the largest N the CSV holds for it; the unbounded
+# One panel per workload (trivial, hop, map, pending), at the largest N the CSV holds for it; the unbounded
 # bare-QCoro baseline is drawn as a flat dashed line.
 set -eu
 
@@ -49,9 +49,9 @@ panel() { # workload title
 }
 
 {
-    echo "set terminal pngcairo size 1500,520 font 'DejaVu Sans,10'"
+    echo "set terminal pngcairo size 1500,1000 font 'DejaVu Sans,10'"
     echo "set output '$PNG'"
-    echo "set multiplot layout 1,3 title 'TaskPool throughput versus maxWorkers (tasks/s, higher is better)'"
+    echo "set multiplot layout 2,2 title 'TaskPool throughput versus maxWorkers (tasks/s, higher is better)'"
     echo "set logscale xy"
     echo "set yrange [1000:*]"
     echo "set xrange [0.7:1500]"
@@ -64,6 +64,7 @@ panel() { # workload title
     panel trivial 'trivial task: submit all, await all'
     panel hop 'one event-loop hop per task'
     panel map 'ordered map, bufferSize 64'
+    panel pending 'each result awaited while still pending'
     echo "unset multiplot"
 } > "$DATA/plot.gp"
 mkdir -p "$(dirname "$PNG")"

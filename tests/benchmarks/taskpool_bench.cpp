@@ -303,6 +303,42 @@ Result qtConcurrentAll(int workers, int n, PlainFn fn)
     return result;
 }
 
+// The cost of awaiting a pending future against a finished one: N trivial tasks, each result
+// awaited by a coroutine of its own, started either while every future is still pending (no task
+// runs inside submit()) or once the whole batch has finished. Both do the same work otherwise.
+
+template <typename F> QCoro::Task<int> awaitOne(F future)
+{
+    co_return co_await future;
+}
+
+template <typename Pool> QCoro::Task<Result> awaitEach(int workers, int n, bool pending)
+{
+    const Stopwatch timer;
+    Pool pool(workers);
+    using F = decltype(pool.submit(trivialTask, 0));
+    std::vector<F> futures;
+    futures.reserve(n);
+    for (int i = 0; i < n; ++i)
+        futures.push_back(pool.submit(trivialTask, i));
+    if (!pending) {
+        co_await futures.back(); // the queue is FIFO and the tasks never suspend: all have finished
+        if (!std::all_of(futures.begin(), futures.end(), [](const F& f) { return f.isFinished(); }))
+            qFatal("awaitEach: a future was still pending");
+    }
+    std::vector<QCoro::Task<int>> awaiters;
+    awaiters.reserve(n);
+    for (const F& future : futures)
+        awaiters.push_back(awaitOne(future));
+    qint64 sum = 0;
+    for (auto& awaiter : awaiters)
+        sum += co_await awaiter;
+    const Result result = timer.lap(sum);
+    if constexpr (std::is_same_v<Pool, TaskPool::TaskPoolExecutor>)
+        co_await pool.shutdown();
+    co_return result;
+}
+
 // Ordered results with `buffer` items outstanding: map(), or its equivalent by hand.
 
 qint64 heapInUse();
@@ -426,7 +462,7 @@ Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
 
 // ---- dispatch ------------------------------------------------------------------------------------
 
-enum class Workload { Trivial, Hop, Map, Sleep };
+enum class Workload { Trivial, Hop, Map, Sleep, Pending, Finished };
 enum class Impl { TaskPool, TaskPoolWindow, Mini, Bare, QtConcurrent };
 
 const char* workloadName(Workload w)
@@ -440,6 +476,10 @@ const char* workloadName(Workload w)
         return "map";
     case Workload::Sleep:
         return "sleep";
+    case Workload::Pending:
+        return "pending";
+    case Workload::Finished:
+        return "finished";
     }
     return "?";
 }
@@ -469,6 +509,8 @@ bool applicable(Workload w, Impl impl)
         return false; // a QThreadPool thread has no event loop to hop through
     if (impl == Impl::TaskPoolWindow)
         return w == Workload::Map;
+    if (w == Workload::Pending || w == Workload::Finished)
+        return impl == Impl::TaskPool || impl == Impl::Mini; // what awaiting a pool's futures costs
     return true;
 }
 
@@ -480,7 +522,12 @@ std::optional<Result> runOnce(Workload w, Impl impl, int workers, qint64 n)
     const TaskFn fn = w == Workload::Hop ? hopTask : w == Workload::Sleep ? sleepTask : trivialTask;
     const PlainFn plain = w == Workload::Sleep ? sleepFn : trivialFn;
     Result result;
-    if (w == Workload::Map) {
+    if (w == Workload::Pending || w == Workload::Finished) {
+        const bool pending = w == Workload::Pending;
+        result = impl == Impl::TaskPool
+            ? QCoro::waitFor(awaitEach<TaskPool::TaskPoolExecutor>(workers, int(n), pending))
+            : QCoro::waitFor(awaitEach<MiniPool>(workers, int(n), pending));
+    } else if (w == Workload::Map) {
         switch (impl) {
         case Impl::TaskPool:
             result = QCoro::waitFor(taskPoolMap(workers, n, mapBuffer, fn));
@@ -681,7 +728,7 @@ struct Options {
     std::vector<int> workers { 1, 8, 64, 1024 };
     int reps = 0; // 0: 3 below 1e6 items, 1 from 1e6 on
     QString csv;
-    std::vector<std::string> only { "trivial", "hop", "map", "sleep", "memory", "mapmemory" };
+    std::vector<std::string> only { "trivial", "hop", "map", "pending", "finished", "sleep", "memory", "mapmemory" };
     qint64 memoryN = 100'000;
     std::vector<qint64> mapMemoryItems { 1'000'000, 10'000'000 };
     QString callgrind; // workload name
@@ -699,11 +746,12 @@ template <typename T> std::vector<T> parseList(const char* text)
 
 void usage()
 {
-    std::puts("usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
-              "                      [--only trivial,hop,map,sleep,memory,mapmemory] [--memory-n N]\n"
-              "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
-              "       taskpool_bench --callgrind trivial|hop|map|sleep [--impl taskpool|taskpool-window|\n"
-              "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
+    std::puts(
+        "usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
+        "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory] [--memory-n N]\n"
+        "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
+        "       taskpool_bench --callgrind trivial|hop|map|pending|finished|sleep [--impl taskpool|taskpool-window|\n"
+        "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
 }
 
 bool wants(const Options& o, const char* what)
@@ -713,7 +761,8 @@ bool wants(const Options& o, const char* what)
 
 std::optional<Workload> parseWorkload(const QString& name)
 {
-    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Sleep }) {
+    for (Workload w :
+         { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Sleep, Workload::Pending, Workload::Finished }) {
         if (name == QLatin1String(workloadName(w)))
             return w;
     }
@@ -740,9 +789,9 @@ int runCallgrind(const Options& o)
         return 1;
     }
     const int workers = o.workers.size() == 1 ? o.workers.front() : (*workload == Workload::Sleep ? 100 : 8);
-    const qint64 n = o.callgrindN.value_or(*workload == Workload::Hop         ? 20'000
-                                               : *workload == Workload::Sleep ? 2'000
-                                                                              : 100'000);
+    const qint64 n = o.callgrindN.value_or(*workload == Workload::Hop || *workload == Workload::Pending ? 20'000
+                                               : *workload == Workload::Sleep                           ? 2'000
+                                                                                                        : 100'000);
     if (!applicable(*workload, *impl)) {
         std::printf("callgrind %s %s: not applicable\n", workloadName(*workload), implName(*impl));
         return 3;
@@ -798,7 +847,7 @@ void printTable(Workload w, qint64 n, int reps, const std::vector<Row>& rows)
 void runThroughput(const Options& o, std::vector<Row>& rows)
 {
     const Impl impls[] = { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::QtConcurrent };
-    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map }) {
+    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Pending, Workload::Finished }) {
         if (!wants(o, workloadName(w)))
             continue;
         for (qint64 n : o.ns) {
@@ -806,9 +855,10 @@ void runThroughput(const Options& o, std::vector<Row>& rows)
             std::fprintf(stderr, "[%s N=%lld]", workloadName(w), static_cast<long long>(n));
             // The unbounded baseline does not depend on maxWorkers: measured once per N.
             std::vector<Result> bare;
-            for (int rep = 0; rep < reps; ++rep)
-                bare.push_back(*runOnce(w, Impl::Bare, 0, n));
-            const auto [bareSeconds, bareCpu] = medians(bare);
+            for (int rep = 0; rep < reps; ++rep) {
+                if (auto result = runOnce(w, Impl::Bare, 0, n))
+                    bare.push_back(*result);
+            }
             std::vector<Row> block;
             for (int workers : o.workers) {
                 std::map<Impl, std::vector<Result>> times;
@@ -826,7 +876,10 @@ void runThroughput(const Options& o, std::vector<Row>& rows)
                         block.push_back({ w, impl, n, workers, reps, seconds, seconds / mini, cpu });
                     }
                 }
-                block.push_back({ w, Impl::Bare, n, workers, reps, bareSeconds, bareSeconds / mini, bareCpu });
+                if (!bare.empty()) {
+                    const auto [bareSeconds, bareCpu] = medians(bare);
+                    block.push_back({ w, Impl::Bare, n, workers, reps, bareSeconds, bareSeconds / mini, bareCpu });
+                }
             }
             std::fprintf(stderr, "\n");
             printTable(w, n, reps, block);
@@ -1002,7 +1055,7 @@ int main(int argc, char** argv)
     if (wants(o, "mapmemory"))
         runMapMemory(o);
     // Warm-up: lazy initialisations (thread pools, timers, dynamic symbol binding) stay unmeasured.
-    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map }) {
+    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Pending, Workload::Finished }) {
         for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::Bare, Impl::QtConcurrent })
             runOnce(w, impl, 8, 1000);
     }

@@ -61,8 +61,11 @@ public:
     //! Cancels the job from any thread; false when it had already settled.
     bool cancel();
 
-    //! Runs the task inside a worker; the returned task ends when the task's coroutine ends.
-    virtual QCoro::Task<void> run() = 0;
+    //! Starts the task inside a worker whose coroutine is \a worker. True when the task's coroutine
+    //! is still running: it resumes \a worker when it ends, and the worker then calls finishRun().
+    virtual bool run(std::coroutine_handle<> worker) = 0;
+    //! Collects the outcome of a task whose coroutine ended after run() returned true.
+    virtual void finishRun() = 0;
     //! The job will never start: settle it cancelled and drop callable and arguments.
     virtual void discard() = 0;
     //! True when the job's future was cancelled through some copy of it (possibly a plain QFuture).

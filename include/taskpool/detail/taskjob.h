@@ -15,6 +15,7 @@
 #include <optional>
 #include <tuple>
 #include <type_traits>
+#include <variant>
 
 namespace TaskPool::detail {
 
@@ -201,9 +202,36 @@ protected:
     mutable Producer m_fi;
 };
 
+//! The coroutine a task's job awaits in place of what the task returned: a QCoro::Task as it is,
+//! anything else awaitable wrapped in one (one more frame, only for those).
+template <typename V, typename R> QCoro::Task<V> awaitIn(R awaitable)
+{
+    if constexpr (std::is_void_v<V>)
+        co_await std::move(awaitable);
+    else
+        co_return co_await std::move(awaitable);
+}
+
+template <typename V, typename R> QCoro::Task<V> asTask(R&& returned)
+{
+    if constexpr (std::is_same_v<std::remove_cvref_t<R>, QCoro::Task<V>>)
+        return std::move(returned);
+    else if constexpr (QFutureType<R>)
+        return awaitIn<V>(Future<V>(std::forward<R>(returned))); // never one watcher for a pool future
+    else
+        return awaitIn<V>(std::remove_cvref_t<R>(std::forward<R>(returned)));
+}
+
 //! Runs a Work (what to call or await) and settles the outcome store of Base (FutureJob, ValueJob).
+/*!
+ * No coroutine frame of its own: a plain callable runs inside run(); a task's coroutine gets the
+ * worker as its continuation, and the worker collects the outcome (finishRun()) when it resumes.
+ */
 template <typename Base, typename Work> class TaskJob final : public Base {
     using T = typename Base::value_type;
+    using R = decltype(std::declval<Work&>().invoke());
+    using V = typename ValueOf<R>::type;
+    static constexpr bool awaits = QCoroAwaitable<R>;
 
 public:
     template <typename... A> explicit TaskJob(A&&... a) : m_work(Work { std::forward<A>(a)... }) { }
@@ -214,44 +242,60 @@ public:
         m_work.reset();
     }
 
-    QCoro::Task<void> run() override
+    bool run(std::coroutine_handle<> worker) override
     {
         this->started();
         try {
             if constexpr (isPromiseCall<Work>)
                 m_work->promise.emplace(this->m_fi);
-            using R = decltype(m_work->invoke());
-            using V = typename ValueOf<R>::type;
-            if constexpr (std::is_void_v<V>) {
-                if constexpr (std::is_void_v<R>)
-                    m_work->invoke();
-                else if constexpr (QFutureType<R>)
-                    co_await Future<void>(m_work->invoke());
-                else
-                    co_await m_work->invoke();
+            if constexpr (awaits) {
+                m_running = asTask<V>(m_work->invoke()); // its synchronous start happens here
+                auto awaiter = m_running.operator co_await();
+                if (!awaiter.await_ready()) {
+                    awaiter.await_suspend(worker);
+                    return true;
+                }
+                finishRun();
+                return false;
+            } else if constexpr (std::is_void_v<R>) {
+                m_work->invoke();
                 finish();
-            } else if constexpr (QFutureType<R>) {
-                finish(co_await Future<V>(m_work->invoke()));
-            } else if constexpr (QCoroAwaitable<R>) {
-                finish(co_await m_work->invoke());
             } else {
                 finish(m_work->invoke());
             }
-        } catch (const CancelledError&) {
-            this->settleCancelled();
         } catch (...) {
-            this->settleFailed(std::current_exception());
+            settleThrown();
         }
         m_work.reset(); // the pool keeps no reference to callable or arguments
+        return false;
+    }
+
+    void finishRun() override
+    {
+        if constexpr (awaits) {
+            try {
+                auto awaiter = m_running.operator co_await();
+                if constexpr (std::is_void_v<V>) {
+                    awaiter.await_resume(); // rethrows what the task threw
+                    finish();
+                } else {
+                    finish(awaiter.await_resume());
+                }
+            } catch (...) {
+                settleThrown();
+            }
+            m_running = QCoro::Task<V>(); // frees the finished coroutine
+        }
+        m_work.reset(); // after the coroutine: a lambda coroutine's captures live in the callable
     }
 
 private:
-    template <typename... V> void finish(V&&... value)
+    template <typename... U> void finish(U&&... value)
     {
         if constexpr (isPromiseCall<Work>)
             settleFromPromise();
         else
-            this->settleResult(std::forward<V>(value)...);
+            this->settleResult(std::forward<U>(value)...);
     }
 
     void settleFromPromise()
@@ -264,7 +308,20 @@ private:
         this->settleResult();
     }
 
+    //! Settles with the exception being handled: a CancelledError cancels the job.
+    void settleThrown()
+    {
+        try {
+            throw;
+        } catch (const CancelledError&) {
+            this->settleCancelled();
+        } catch (...) {
+            this->settleFailed(std::current_exception());
+        }
+    }
+
     std::optional<Work> m_work;
+    [[no_unique_address]] std::conditional_t<awaits, QCoro::Task<V>, std::monostate> m_running;
 };
 
 } // namespace TaskPool::detail
