@@ -86,15 +86,16 @@ void resumeLater(std::coroutine_handle<> handle, QThread* thread)
         handle.resume();
         return;
     }
-    if (!readyQueue.posted && !readyQueue.inDrain) {
+    ReadyQueue& queue = readyQueue; // one thread-local look-up
+    if (!queue.posted && !queue.inDrain) {
         if (!QAbstractEventDispatcher::instance()) {
             // No event loop in this thread (no QCoreApplication): nothing else could resume it.
             handle.resume();
             return;
         }
-        readyQueue.post();
+        queue.post();
     }
-    readyQueue.ready.push_back(handle);
+    queue.ready.push_back(handle);
 }
 
 void yieldLater(std::coroutine_handle<> handle)

@@ -33,7 +33,13 @@ namespace detail {
             m_watching->await_suspend(handle);
             return true;
         }
-        T await_resume() { return m_watching ? m_watching->await_resume() : resultOf(m_future); }
+        T await_resume()
+        {
+            if (m_watching)
+                return m_watching->await_resume();
+            JobAwaiter::await_resume();
+            return resultOf(m_future);
+        }
 
     private:
         QFuture<T> m_future;

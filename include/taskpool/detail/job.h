@@ -156,7 +156,8 @@ public:
     }
     bool await_ready() const noexcept { return m_job->isSettled(); }
     bool await_suspend(std::coroutine_handle<> handle);
-    void await_resume() const noexcept { }
+    //! Only the settling job resumes a registered waiter, and it has unregistered it already.
+    void await_resume() noexcept { m_registered = false; }
 
 protected:
     JobRef m_job;
