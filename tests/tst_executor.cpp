@@ -1154,6 +1154,71 @@ private Q_SLOTS:
             CO_VERIFY_THROWS(co_await chain.last(), TaskPool::ShutdownError);
         }());
     }
+
+    // A task's coroutine runs with the worker as its continuation, no frame of the pool's between:
+    // what a lambda coroutine captured must live until the coroutine ends (the callable is kept
+    // until then), and an awaitable that is not a QCoro::Task is awaited in a wrapper, both when it
+    // is ready at once and when it suspends, with exceptions before and after the suspension.
+    void taskCoroutineRunsWithoutAPoolFrame()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(3);
+            auto token = std::make_shared<int>(7);
+            std::weak_ptr<int> watch = token;
+            Gate gate;
+            auto capturing = pool.submit([token = std::move(token), &gate]() -> QCoro::Task<int> {
+                co_await gate;
+                co_return *token * 6; // the capture, read after the suspension
+            });
+            co_await turns();
+            CO_VERIFY(!watch.expired());
+            gate.open();
+            CO_COMPARE(co_await capturing, 42);
+            co_await turns();
+            CO_VERIFY(watch.expired()); // the callable went once the coroutine ended
+
+            struct Ready {
+                int value;
+                bool await_ready() const noexcept { return true; }
+                void await_suspend(std::coroutine_handle<>) const noexcept { }
+                int await_resume() const { return value; }
+            };
+            struct Later {
+                Gate* gate;
+                int value;
+                auto operator co_await() const
+                {
+                    struct Awaiter {
+                        decltype(std::declval<Gate&>().operator co_await()) inner;
+                        int value;
+                        bool await_ready() { return inner.await_ready(); }
+                        void await_suspend(std::coroutine_handle<> h) { inner.await_suspend(h); }
+                        int await_resume() const
+                        {
+                            if (value < 0)
+                                throw std::range_error("negative");
+                            return value;
+                        }
+                    };
+                    return Awaiter { gate->operator co_await(), value };
+                }
+            };
+            Gate later;
+            auto ready = pool.submit([] { return Ready { 5 }; });
+            auto suspending = pool.submit([&later] { return Later { &later, 9 }; });
+            auto failingLater = pool.submit([&later] { return Later { &later, -1 }; });
+            auto failingAtOnce = pool.submit([]() -> Ready { throw std::length_error("at once"); });
+            CO_COMPARE(co_await ready, 5);
+            CO_VERIFY_THROWS(co_await failingAtOnce, std::length_error);
+            co_await turns();
+            CO_VERIFY(!suspending.done());
+            CO_COMPARE(pool.activeCount(), 2); // both suspended tasks hold their worker
+            later.open();
+            CO_COMPARE(co_await suspending, 9);
+            CO_VERIFY_THROWS(co_await failingLater, std::range_error);
+            co_await pool.shutdown();
+        }());
+    }
 };
 
 QTEST_GUILESS_MAIN(tst_Executor)
