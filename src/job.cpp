@@ -13,7 +13,7 @@ Job::Job() : id(lastJobId.fetch_add(1, std::memory_order_relaxed) + 1) { }
 
 bool Job::addWaiter(Waiter& waiter)
 {
-    std::lock_guard lock(m_waitersMutex);
+    std::lock_guard lock(m_waitersLock);
     if (m_state.load(std::memory_order_acquire) == Settled)
         return false;
     waiter.prev = nullptr;
@@ -26,7 +26,7 @@ bool Job::addWaiter(Waiter& waiter)
 
 void Job::removeWaiter(Waiter& waiter) noexcept
 {
-    std::lock_guard lock(m_waitersMutex);
+    std::lock_guard lock(m_waitersLock);
     if (!waiter.handle)
         return; // already released by endSettle()
     if (waiter.prev)
@@ -44,7 +44,7 @@ void Job::endSettle()
     // the resumed awaiter's destructor takes the lock again.
     QVarLengthArray<std::pair<std::coroutine_handle<>, QThread*>, 4> released;
     {
-        std::lock_guard lock(m_waitersMutex);
+        std::lock_guard lock(m_waitersLock);
         m_state.store(Settled, std::memory_order_release);
         for (Waiter* waiter = std::exchange(m_waiters, nullptr); waiter; waiter = waiter->next)
             released.append({ std::exchange(waiter->handle, {}), waiter->thread });
