@@ -465,6 +465,10 @@ Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
 enum class Workload { Trivial, Hop, Map, Sleep, Pending, Finished };
 enum class Impl { TaskPool, TaskPoolWindow, Mini, Bare, QtConcurrent };
 
+//! The workloads of the throughput tables (sleep has its own table).
+constexpr Workload throughputWorkloads[]
+    = { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Pending, Workload::Finished };
+
 const char* workloadName(Workload w)
 {
     switch (w) {
@@ -761,8 +765,9 @@ bool wants(const Options& o, const char* what)
 
 std::optional<Workload> parseWorkload(const QString& name)
 {
-    for (Workload w :
-         { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Sleep, Workload::Pending, Workload::Finished }) {
+    if (name == QLatin1String(workloadName(Workload::Sleep)))
+        return Workload::Sleep;
+    for (Workload w : throughputWorkloads) {
         if (name == QLatin1String(workloadName(w)))
             return w;
     }
@@ -847,18 +852,19 @@ void printTable(Workload w, qint64 n, int reps, const std::vector<Row>& rows)
 void runThroughput(const Options& o, std::vector<Row>& rows)
 {
     const Impl impls[] = { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::QtConcurrent };
-    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Pending, Workload::Finished }) {
+    for (Workload w : throughputWorkloads) {
         if (!wants(o, workloadName(w)))
             continue;
         for (qint64 n : o.ns) {
             const int reps = o.reps ? o.reps : (n >= 1'000'000 ? 1 : 3);
             std::fprintf(stderr, "[%s N=%lld]", workloadName(w), static_cast<long long>(n));
             // The unbounded baseline does not depend on maxWorkers: measured once per N.
-            std::vector<Result> bare;
+            std::vector<Result> bareRuns;
             for (int rep = 0; rep < reps; ++rep) {
                 if (auto result = runOnce(w, Impl::Bare, 0, n))
-                    bare.push_back(*result);
+                    bareRuns.push_back(*result);
             }
+            const auto bare = bareRuns.empty() ? std::nullopt : std::optional(medians(bareRuns));
             std::vector<Row> block;
             for (int workers : o.workers) {
                 std::map<Impl, std::vector<Result>> times;
@@ -876,8 +882,8 @@ void runThroughput(const Options& o, std::vector<Row>& rows)
                         block.push_back({ w, impl, n, workers, reps, seconds, seconds / mini, cpu });
                     }
                 }
-                if (!bare.empty()) {
-                    const auto [bareSeconds, bareCpu] = medians(bare);
+                if (bare) {
+                    const auto [bareSeconds, bareCpu] = *bare;
                     block.push_back({ w, Impl::Bare, n, workers, reps, bareSeconds, bareSeconds / mini, bareCpu });
                 }
             }
@@ -1055,7 +1061,7 @@ int main(int argc, char** argv)
     if (wants(o, "mapmemory"))
         runMapMemory(o);
     // Warm-up: lazy initialisations (thread pools, timers, dynamic symbol binding) stay unmeasured.
-    for (Workload w : { Workload::Trivial, Workload::Hop, Workload::Map, Workload::Pending, Workload::Finished }) {
+    for (Workload w : throughputWorkloads) {
         for (Impl impl : { Impl::TaskPool, Impl::TaskPoolWindow, Impl::Mini, Impl::Bare, Impl::QtConcurrent })
             runOnce(w, impl, 8, 1000);
     }
