@@ -88,11 +88,20 @@ namespace detail {
                     running = false;
                 return suspended;
             }
-            void await_resume()
+            //! True when the task's coroutine resumed the worker (from wherever it ended).
+            bool await_resume()
             {
                 if (running)
                     job->finishRun();
+                return running;
             }
+        };
+
+        //! Comes back from the ready queue: the worker leaves the stack of whatever ended its task.
+        struct FlatStack {
+            bool await_ready() const noexcept { return false; }
+            void await_suspend(std::coroutine_handle<> handle) const { resumeLater(handle); }
+            void await_resume() const noexcept { }
         };
 
         Detached workerLoop(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker* worker)
@@ -107,8 +116,13 @@ namespace detail {
                     continue; // woken for a job that was cancelled meanwhile
                 }
                 core->start(*worker, job);
-                co_await RunJob { *core, worker->index, job };
+                const bool resumedByTask = co_await RunJob { *core, worker->index, job };
                 core->end(job);
+                // The task's coroutine resumed this worker from wherever it ended: inside a
+                // QNetworkReply::finished emission, a timer's slot... The next task starts from the
+                // event loop instead, never inside another task's last resumption.
+                if (resumedByTask && core->hasQueued())
+                    co_await FlatStack {};
             }
             qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);
             core->leave(worker);
@@ -123,7 +137,6 @@ namespace detail {
         defaultPrefix(QStringLiteral("TaskPoolExecutor-%1").arg(lastExecutorNumber.fetch_add(1) + 1))
     {
         this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
-        m_workers.resize(maxWorkers, nullptr);
     }
 
     void ExecutorCore::push(Job* job)
@@ -155,14 +168,14 @@ namespace detail {
 
     void ExecutorCore::enqueue(Job* job)
     {
-        job->thread = thread;
         job->core = this;
         job->ref(); // the executor's reference, until the job ends or is dropped
         push(job);
         m_busy = true;
-        if (listens(PendingCountChanged))
-            Q_EMIT q->pendingCountChanged(pending);
+        const auto keep = guard(); // a slot may delete the executor, and this core with it
         wakeOrSpawn();
+        if (listens(PendingCountChanged))
+            Q_EMIT q->pendingCountChanged(pending); // last: a slot that throws leaves no job unserved
     }
 
     void ExecutorCore::enqueueRemote(Job* job)
@@ -170,7 +183,6 @@ namespace detail {
         std::lock_guard lock(m_incomingMutex);
         if (shutdown.load(std::memory_order_relaxed))
             throw ShutdownError();
-        job->thread = thread;
         job->ref(); // handed over with the job
         m_incoming.push_back(job);
         if (std::exchange(m_incomingPosted, true))
@@ -207,15 +219,20 @@ namespace detail {
 
     void ExecutorCore::spawn()
     {
-        int index = 0;
-        while (m_workers[index])
+        // The lowest free index: names stay <prefix>_0.._<n-1>, and memory follows the workers
+        // that exist, not maxWorkers (which may be INT_MAX).
+        std::size_t index = m_firstFree;
+        while (index < m_workers.size() && m_workers[index])
             ++index;
-        auto* worker = new Worker { index, {} };
+        if (index == m_workers.size())
+            m_workers.push_back(nullptr);
+        auto* worker = new Worker { int(index), {} };
         m_workers[index] = worker;
+        m_firstFree = index + 1;
         ++workerCount;
-        if (q)
+        workerLoop(shared_from_this(), worker); // it yields at once: nothing runs inside spawn()
+        if (listens(WorkerCountChanged))
             Q_EMIT q->workerCountChanged(workerCount);
-        workerLoop(shared_from_this(), worker);
     }
 
     Job* ExecutorCore::take(Worker& worker)
@@ -282,9 +299,10 @@ namespace detail {
     void ExecutorCore::leave(Worker* worker)
     {
         m_workers[worker->index] = nullptr;
+        m_firstFree = std::min(m_firstFree, std::size_t(worker->index));
         delete worker;
         --workerCount;
-        if (q)
+        if (listens(WorkerCountChanged))
             Q_EMIT q->workerCountChanged(workerCount);
         if (m_head && workerCount < maxWorkers) {
             spawn(); // a worker retired by setMaxWorkers() left work behind
@@ -296,6 +314,7 @@ namespace detail {
 
     void ExecutorCore::jobCancelled(Job* job)
     {
+        const auto keep = guard();
         if (job->queued) {
             unlink(job);
             if (listens(PendingCountChanged))
@@ -394,6 +413,7 @@ namespace detail {
             QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed),
             QMetaMethod::fromSignal(&TaskPoolExecutor::taskCanceled),
             QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::workerCountChanged),
         };
         return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
     }
@@ -411,22 +431,26 @@ namespace detail {
         checkedMaxWorkers(value);
         if (value == maxWorkers)
             return;
+        const auto keep = shared_from_this(); // a slot may delete the executor
         maxWorkers = value;
-        if (m_workers.size() < size_t(value))
-            m_workers.resize(value, nullptr);
-        // Idle workers beyond the new bound leave now; busy ones once their task ends.
-        std::erase_if(m_idle, [this](Worker* worker) {
-            if (worker->index < maxWorkers)
-                return false;
+        // Idle workers beyond the new bound leave now; busy ones once their task ends. They are
+        // taken out of m_idle first: leave() emits, and its slot may change m_idle.
+        const auto beyond = std::partition(m_idle.begin(), m_idle.end(),
+                                           [this](Worker* worker) { return worker->index < maxWorkers; });
+        const std::vector<Worker*> leaving(beyond, m_idle.end());
+        m_idle.erase(beyond, m_idle.end());
+        for (Worker* worker : leaving) {
             auto handle = worker->idleHandle;
             leave(worker);
             handle.destroy();
-            return true;
-        });
+        }
+        // A raised bound serves queued work at once: wake parked workers (they parked at the old
+        // bound with work queued), then spawn.
+        for (qint64 spare = std::min<qint64>(pending, qint64(maxWorkers) - active);
+             spare > 0 && (!m_idle.empty() || workerCount < maxWorkers); --spare)
+            wakeOrSpawn();
         if (q)
             Q_EMIT q->maxWorkersChanged(maxWorkers);
-        for (int spare = pending; spare > 0 && workerCount < maxWorkers && !shutdown; --spare)
-            spawn();
     }
 
 } // namespace detail
@@ -516,6 +540,7 @@ void TaskPoolExecutor::disconnectNotify(const QMetaMethod& signal)
 
 void TaskPoolExecutor::enqueue(detail::Job* job)
 {
+    job->thread = d->thread; // before the job is published to any other thread
     if (QThread::currentThread() == d->thread)
         d->enqueue(job);
     else

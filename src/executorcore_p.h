@@ -46,6 +46,13 @@ public:
     void beginShutdown(bool cancelFutures);
     void setMaxWorkers(int maxWorkers);
     bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
+    bool hasQueued() const { return m_head != nullptr; }
+    //! Keeps the core alive across enqueue()'s signals, whose slots may delete the executor (and
+    //! with it the last owner of the core); free when nobody listens to them.
+    std::shared_ptr<ExecutorCore> guard()
+    {
+        return listens(PendingCountChanged) || listens(WorkerCountChanged) ? shared_from_this() : nullptr;
+    }
     QString workerName(int index) const { return prefix + u'_' + QString::number(index); }
 
     //! The signals emitted per task; emitting one nobody listens to still costs a call into
@@ -58,6 +65,7 @@ public:
         TaskFailed,
         TaskCanceled,
         Idle,
+        WorkerCountChanged,
         SignalCount
     };
     static int signalOf(const QMetaMethod& method);
@@ -88,7 +96,8 @@ private:
 
     Job* m_head = nullptr;
     Job* m_tail = nullptr;
-    std::vector<Worker*> m_workers; // by index; null where no worker
+    std::vector<Worker*> m_workers; // by index; null where no worker; as long as the most workers so far
+    std::size_t m_firstFree = 0; // no free index below it
     std::vector<Worker*> m_idle;
     bool m_busy = false;
     std::array<std::atomic<int>, SignalCount> m_listeners {};

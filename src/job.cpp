@@ -49,6 +49,7 @@ void Job::endSettle()
         for (Waiter* waiter = std::exchange(m_waiters, nullptr); waiter; waiter = waiter->next)
             released.append({ std::exchange(waiter->handle, {}), waiter->thread });
     }
+    finishStore();
     for (const auto& [handle, thread] : released)
         resumeLater(handle, thread);
 }

@@ -2,6 +2,7 @@
 #include <taskpool/taskpool.h>
 
 #include <QAbstractEventDispatcher>
+#include <QPointer>
 #include <QThread>
 
 #include <vector>
@@ -11,35 +12,62 @@ namespace TaskPool::detail {
 namespace {
 
     // The coroutines of one thread that are ready to resume, drained by one posted event.
+    //
+    // A resumed coroutine may run a nested event loop (a modal dialog, QEventLoop::exec,
+    // processEvents) inside the drain. The drain takes one handle at a time from the shared queue,
+    // so a drain started by the nested loop (see onLoopIteration) resumes everything the outer one
+    // had not reached yet: nothing waits for the nested loop to end.
     struct ReadyQueue {
         std::vector<std::coroutine_handle<>> ready;
-        std::vector<std::coroutine_handle<>> draining;
+        std::size_t head = 0; // ready[head..] is still to run
         std::vector<std::coroutine_handle<>> nextTurn; // yields made while draining
         bool posted = false; // a drain event is on its way
-        bool inDrain = false;
+        int depth = 0; // drains running on this thread's stack (more than one: a nested event loop)
+        QPointer<QAbstractEventDispatcher> watched; // the dispatcher whose iterations we watch
 
         void drain()
         {
             posted = false;
-            inDrain = true;
+            ++depth;
             // What becomes ready while draining (a task ending wakes its awaiter, which submits the
             // next task...) runs in the same event, up to a bound, so that a chain of resumptions
-            // costs one posted event, yet coroutines that keep yielding cannot starve the event loop.
-            for (int rounds = 0; !ready.empty() && rounds < maxRounds; ++rounds) {
-                std::swap(ready, draining);
-                for (auto handle : draining)
-                    handle.resume();
-                draining.clear();
+            // costs one posted event, yet coroutines that keep readying each other cannot starve the
+            // event loop.
+            std::size_t budget = (ready.size() - head) * maxRounds;
+            while (head < ready.size() && budget-- > 0) {
+                const auto handle = ready[head++];
+                handle.resume();
             }
-            inDrain = false;
-            ready.insert(ready.end(), nextTurn.begin(), nextTurn.end());
-            nextTurn.clear();
-            if (!ready.empty())
+            if (head == ready.size()) {
+                ready.clear();
+                head = 0;
+            }
+            --depth;
+            schedulePending();
+        }
+
+        //! Moves the yields to the ready queue and posts a drain for whatever waits there.
+        void schedulePending()
+        {
+            if (!nextTurn.empty()) {
+                ready.insert(ready.end(), nextTurn.begin(), nextTurn.end());
+                nextTurn.clear();
+            }
+            if (head < ready.size() && !posted)
                 post();
         }
+
+        //! The thread's event loop is iterating while a drain is on the stack: a nested loop runs
+        //! inside a resumed coroutine. Give it what the outer drain has not reached yet.
+        void onLoopIteration()
+        {
+            if (depth > 0)
+                schedulePending();
+        }
+
         void post();
 
-        static constexpr int maxRounds = 16;
+        static constexpr std::size_t maxRounds = 16;
     };
 
     thread_local ReadyQueue readyQueue;
@@ -67,6 +95,15 @@ namespace {
         auto* dispatcher = QAbstractEventDispatcher::instance();
         if (!dispatcher)
             return; // the application is going away; nothing runs any more
+        if (watched != dispatcher) {
+            // Both signals: glib's dispatcher emits aboutToBlock or awake per iteration, the UNIX
+            // one awake always. Called in this thread, from the dispatcher, only while it iterates.
+            watched = dispatcher;
+            QObject::connect(dispatcher, &QAbstractEventDispatcher::aboutToBlock, dispatcher,
+                             [] { readyQueue.onLoopIteration(); });
+            QObject::connect(dispatcher, &QAbstractEventDispatcher::awake, dispatcher,
+                             [] { readyQueue.onLoopIteration(); });
+        }
         posted = true;
         QMetaObject::invokeMethod(dispatcher, DrainEvent(), Qt::QueuedConnection);
     }
@@ -87,7 +124,7 @@ void resumeLater(std::coroutine_handle<> handle, QThread* thread)
         return;
     }
     ReadyQueue& queue = readyQueue; // one thread-local look-up
-    if (!queue.posted && !queue.inDrain) {
+    if (!queue.posted && queue.depth == 0) {
         if (!QAbstractEventDispatcher::instance()) {
             // No event loop in this thread (no QCoreApplication): nothing else could resume it.
             handle.resume();
@@ -100,7 +137,7 @@ void resumeLater(std::coroutine_handle<> handle, QThread* thread)
 
 void yieldLater(std::coroutine_handle<> handle)
 {
-    if (readyQueue.inDrain)
+    if (readyQueue.depth > 0)
         readyQueue.nextTurn.push_back(handle); // after the events already posted, not in this drain
     else
         resumeLater(handle);

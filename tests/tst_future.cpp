@@ -378,9 +378,10 @@ private Q_SLOTS:
             QFuture<int>(future).cancel();
             CO_VERIFY(future.isCanceled());
             gate.open();
-            // Finished at the latest when the coroutine ends.
+            // Honoured as soon as it is looked at through Future: here by co_await.
             CO_VERIFY_THROWS(co_await future, CancelledError);
             CO_VERIFY(future.isFinished());
+            co_await until([&] { return pool.activeCount() == 0; }); // the coroutine ends
             CO_VERIFY(sawCancel);
             CO_COMPARE(future.resultCount(), 0);
             co_await pool.shutdown();

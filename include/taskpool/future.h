@@ -9,6 +9,7 @@
 #include <taskpool/errors.h>
 
 #include <QFuture>
+#include <QThread>
 
 #include <exception>
 
@@ -18,6 +19,20 @@ class TaskPoolExecutor;
 
 namespace detail {
 
+    //! Whether a pool job has its final outcome, readable in this thread. A cancel made through a
+    //! plain QFuture copy (Qt has no hook for it) is honoured here, when it is first seen; a settle
+    //! in progress in another thread is waited out.
+    template <typename T> bool settledNow(Job& job, const QFuture<T>& future)
+    {
+        if (job.isSettled())
+            return true;
+        if (!future.isCanceled()) // cancelled through a copy, or failing right now in another thread
+            return false;
+        job.cancel();
+        job.waitSettling();
+        return true;
+    }
+
     //! Awaits a pool future through its job (no watcher), any other QFuture through a watcher.
     template <typename T> class FutureAwaiter : public JobAwaiter {
     public:
@@ -25,7 +40,7 @@ namespace detail {
             JobAwaiter(std::move(job)), m_future(future), m_watching(m_job ? nullptr : new WatcherAwaiter<T>(future))
         {
         }
-        bool await_ready() const { return m_watching ? m_watching->await_ready() : JobAwaiter::await_ready(); }
+        bool await_ready() const { return m_watching ? m_watching->await_ready() : settledNow(*m_job, m_future); }
         bool await_suspend(std::coroutine_handle<> handle)
         {
             if (!m_watching)
@@ -38,7 +53,7 @@ namespace detail {
             if (m_watching)
                 return m_watching->await_resume();
             JobAwaiter::await_resume();
-            return resultOf(m_future);
+            return resultOf(m_future, true);
         }
 
     private:
@@ -56,17 +71,28 @@ namespace detail {
  * - `co_await future` returns the result, rethrows the task's exception, or throws
  *   CancelledError. It never hangs and never reads a missing result. A pool future wakes its
  *   awaiters itself (no QFutureWatcher per await); a Future made from any other QFuture is
- *   awaited through a watcher.
+ *   awaited through a watcher. Awaiting copies the result: it never empties the future that
+ *   other copies share, which is why T must be copyable (use a std::shared_ptr for move-only data).
  * - cancel() cancels *at once*: a queued task never starts, a running task's future finishes
  *   immediately while its coroutine is told through its QPromise (if it took one) and otherwise
  *   runs on with its result discarded, keeping its worker slot until it really ends.
  *   A cancel made through a plain QFuture copy or a QFutureWatcher (Qt offers no hook for it) is
- *   honoured when the executor reaches the task (it never starts) or when its coroutine ends.
+ *   honoured as soon as anything looks at the future through this class (done(), cancelled(),
+ *   exception(), co_await), when the executor reaches the task (it never starts), or when its
+ *   coroutine ends, whichever comes first.
+ * - Whatever Qt's API shows (isFinished(), a returned waitForFinished(), a watcher's finished())
+ *   already holds of done(), cancelled(), exception() and co_await, in every thread.
+ * - result(), results() and waitForFinished() block, as QFuture's do; in the executor's own thread
+ *   a pool future that has not settled could then never settle (the thread that would run the task
+ *   is the one blocked), so there they throw std::logic_error instead of hanging. `co_await` it, or
+ *   use a QFutureWatcher or `.then()`. (A plain QFuture copy cannot tell: it blocks for ever.)
  *
  * All members are thread-safe; a coroutine awaiting from another thread is resumed in its own
  * thread (which needs a running event loop).
  */
 template <typename T> class Future : public QFuture<T> {
+    static_assert(detail::readableResult<T>, TASKPOOL_READABLE_RESULT_MESSAGE);
+
 public:
     using value_type = T;
 
@@ -86,22 +112,42 @@ public:
         return true;
     }
     //! True when the future was cancelled; unlike QFuture::isCanceled(), false when it failed.
-    bool cancelled() const { return detail::isCancelled<T>(*this); }
+    bool cancelled() const { return done() && detail::isCancelled<T>(*this); }
     //! True when the future has its final outcome: a result, an exception or a cancellation.
-    bool done() const { return m_job ? m_job->isSettled() : detail::isSettled<T>(*this); }
+    bool done() const { return m_job ? detail::settledNow<T>(*m_job, *this) : detail::isSettled<T>(*this); }
     //! The task's exception; null when it succeeded or has not settled yet.
     /*! \throws CancelledError when the future was cancelled (as Python's Future.exception()). */
     std::exception_ptr exception() const
     {
         if (!done())
             return nullptr;
-        if (cancelled())
+        if (detail::isCancelled<T>(*this))
             throw CancelledError();
-        return detail::failure<T>(*this);
+        return detail::failure<T>(*this, m_job.get() != nullptr);
     }
 
     //! The identifier of the task in its executor's lifecycle signals; 0 for a foreign future.
     quint64 taskId() const { return m_job ? m_job->id : 0; }
+
+    //! QFuture::result(), refusing to deadlock (see the class description).
+    /*! \throws std::logic_error in the executor's thread while the task has not settled. */
+    T result() const requires(!std::is_void_v<T>)
+    {
+        checkBlocking();
+        return QFuture<T>::result();
+    }
+    //! QFuture::results(), refusing to deadlock (see the class description).
+    QList<T> results() const requires(!std::is_void_v<T>)
+    {
+        checkBlocking();
+        return QFuture<T>::results();
+    }
+    //! QFuture::waitForFinished(), refusing to deadlock (see the class description).
+    void waitForFinished()
+    {
+        checkBlocking();
+        QFuture<T>::waitForFinished();
+    }
 
     //! Awaits the outcome: see the class description.
     detail::FutureAwaiter<T> operator co_await() const { return detail::FutureAwaiter<T>(*this, m_job); }
@@ -109,6 +155,14 @@ public:
 private:
     friend class TaskPoolExecutor;
     Future(const QFuture<T>& future, detail::JobRef job) : QFuture<T>(future), m_job(std::move(job)) { }
+
+    void checkBlocking() const
+    {
+        if (m_job && m_job->thread == QThread::currentThread() && !done())
+            throw std::logic_error("TaskPool: blocking on a pool future in its executor's thread would never return "
+                                   "(that thread runs the task); co_await the future, or use a QFutureWatcher or "
+                                   ".then()");
+    }
 
     detail::JobRef m_job;
 };

@@ -56,35 +56,42 @@ template <typename T> bool isSettled(const QFuture<T>& future)
     return future.isFinished() || isCancelled(future);
 }
 
-//! The exception a finished, failed future holds; null otherwise.
-template <typename T> std::exception_ptr failure(const QFuture<T>& future)
+//! The exception a failed future holds; null otherwise. Read once it finished, or once its pool job
+//! settled (\a settled: the job's settling thread is at most about to mark it finished, so the wait
+//! below is for a few statements).
+template <typename T> std::exception_ptr failure(const QFuture<T>& future, bool settled = false)
 {
-    if (!future.isFinished() || !hasException(future))
+    if (!hasException(future) || !(settled || future.isFinished()))
         return nullptr;
     try {
-        QFutureInterfaceBase::get(future).waitForFinished(); // rethrows; never blocks when finished
+        QFutureInterfaceBase::get(future).waitForFinished(); // rethrows
     } catch (...) {
         return std::current_exception();
     }
     return nullptr;
 }
 
+//! Reading a result never takes it out of the future, which its other copies share.
+template <typename T> inline constexpr bool readableResult = std::is_void_v<T> || std::is_copy_constructible_v<T>;
+#define TASKPOOL_READABLE_RESULT_MESSAGE                                                                               \
+    "TaskPool: a future's result type must be copyable: every copy of a QFuture shares its result, and reading it "    \
+    "must not empty it for the others. Return a std::shared_ptr (or a copyable handle) instead of a move-only "        \
+    "value; map() has no such limit."
+
 //! The result of a settled future, its exception rethrown, or CancelledError. Never reads a
-//! result that is not there.
-template <typename T> T resultOf(const QFuture<T>& future)
+//! result that is not there; \a settled as for failure().
+template <typename T> T resultOf(const QFuture<T>& future, bool settled = false)
 {
+    static_assert(readableResult<T>, TASKPOOL_READABLE_RESULT_MESSAGE);
     if (future.isCanceled()) {
-        if (auto error = failure(future))
+        if (auto error = failure(future, settled))
             std::rethrow_exception(error);
         throw CancelledError();
     }
     if constexpr (!std::is_void_v<T>) {
         if (future.resultCount() == 0)
             throw std::logic_error("the future finished without a result");
-        if constexpr (std::is_copy_constructible_v<T>)
-            return future.result();
-        else
-            return QFuture<T>(future).takeResult();
+        return future.result();
     }
 }
 

@@ -70,6 +70,13 @@ public:
     }
 
     bool isSettled() const noexcept { return m_state.load(std::memory_order_acquire) == Settled; }
+    //! Waits out a settle that another thread is in the middle of (a few statements, no user code
+    //! but a result's copy); returns at once when the job is open or settled.
+    void waitSettling() const noexcept
+    {
+        while (m_state.load(std::memory_order_acquire) == Settling)
+            std::this_thread::yield();
+    }
     //! Registers \a waiter; false (and nothing registered) when the job has already settled.
     bool addWaiter(Waiter& waiter);
     //! Unregisters a waiter whose coroutine is destroyed before it was resumed.
@@ -91,7 +98,7 @@ public:
     virtual Outcome outcome(QString* message = nullptr) const = 0;
 
     const quint64 id; // unique in the process
-    QThread* thread = nullptr; // the executor's thread; set before the job is published
+    QThread* thread = nullptr; // the executor's thread; set once, before the job is published
 
     // Executor bookkeeping; touched only in the executor's thread.
     ExecutorCore* core = nullptr;
@@ -109,8 +116,13 @@ protected:
         quint8 expected = Open;
         return m_state.compare_exchange_strong(expected, Settling, std::memory_order_acq_rel);
     }
-    //! Publishes the outcome recorded since beginSettle() and wakes every waiter.
+    //! Publishes the outcome recorded since beginSettle() and wakes every waiter. The job counts as
+    //! settled before finishStore() runs, so whatever a waiter can see through Qt's API
+    //! (QFuture::isFinished(), a returned waitForFinished()) already holds of the job.
     void endSettle();
+    //! Marks the outcome store finished (QFutureInterface::reportFinished()), between publishing
+    //! the outcome and resuming the waiters.
+    virtual void finishStore() { }
     //! Records a cancellation in the outcome store (the QFuture); called between begin/endSettle.
     virtual void markCancelled() = 0;
     //! Settles the job cancelled, unless it has settled already.
@@ -154,6 +166,7 @@ public:
     }
     Job* get() const noexcept { return m_job; }
     Job* operator->() const noexcept { return m_job; }
+    Job& operator*() const noexcept { return *m_job; }
     explicit operator bool() const noexcept { return m_job != nullptr; }
 
 private:

@@ -57,7 +57,11 @@ protected:
     template <typename U> void settleResult(U&& value)
     {
         if (beginSettle()) {
-            m_outcome.template emplace<T>(std::forward<U>(value));
+            try {
+                m_outcome.template emplace<T>(std::forward<U>(value));
+            } catch (...) {
+                m_outcome = std::current_exception(); // the result's move threw: the item fails
+            }
             endSettle();
         }
     }

@@ -169,24 +169,25 @@ protected:
     // when the task really starts.
     FutureJob() { m_fi.reportStarted(); }
     void started() { }
-    void markCancelled() override
-    {
-        m_fi.cancel();
-        m_fi.reportFinished();
-    }
+    void markCancelled() override { m_fi.cancel(); }
+    void finishStore() override { m_fi.reportFinished(); }
     void settleFailed(std::exception_ptr error)
     {
         if (beginSettle()) {
             m_fi.reportException(error);
-            m_fi.reportFinished();
             endSettle();
         }
     }
     template <typename... U> void settleResult(U&&... value)
     {
         if (beginSettle()) {
-            (m_fi.reportResult(std::forward<U>(value)), ...);
-            m_fi.reportFinished();
+            try {
+                (m_fi.reportResult(std::forward<U>(value)), ...);
+            } catch (...) {
+                // The result's copy or move threw, or Qt's result store could not allocate: the
+                // future fails with that exception rather than staying half-settled.
+                m_fi.reportException(std::current_exception());
+            }
             endSettle();
         }
     }
