@@ -79,11 +79,13 @@ namespace detail {
             bool await_ready() const noexcept { return false; }
             bool await_suspend(std::coroutine_handle<> worker)
             {
-                currentWorker = { &core, index };
+                // Restored, not cleared: a nested event loop inside this start may have started
+                // and finished other tasks meanwhile, and an outer start may be running.
+                const CurrentWorker outer = std::exchange(currentWorker, { &core, index });
                 // Once run() returned true the worker may be resumed at any time: this awaiter is
                 // touched again only when it returned false.
                 const bool suspended = job->run(worker);
-                currentWorker = {};
+                currentWorker = outer;
                 if (!suspended)
                     running = false;
                 return suspended;
@@ -116,7 +118,11 @@ namespace detail {
                     continue; // woken for a job that was cancelled meanwhile
                 }
                 core->start(*worker, job);
-                const bool resumedByTask = co_await RunJob { *core, worker->index, job };
+                bool resumedByTask = false;
+                if (job->isSettled() || job->isCancelRequested())
+                    job->discard(); // cancelled by a slot of the start's own signals: it never runs
+                else
+                    resumedByTask = co_await RunJob { *core, worker->index, job };
                 core->end(job);
                 // The task's coroutine resumed this worker from wherever it ended: inside a
                 // QNetworkReply::finished emission, a timer's slot... The next task starts from the
@@ -168,14 +174,23 @@ namespace detail {
 
     void ExecutorCore::enqueue(Job* job)
     {
-        job->core = this;
         job->ref(); // the executor's reference, until the job ends or is dropped
-        push(job);
+        enqueue(std::span(&job, 1));
+    }
+
+    void ExecutorCore::enqueue(std::span<Job* const> jobs)
+    {
+        for (Job* job : jobs) {
+            job->core = this;
+            push(job);
+        }
         m_busy = true;
-        const auto keep = guard(); // a slot may delete the executor, and this core with it
-        wakeOrSpawn();
-        if (listens(PendingCountChanged))
-            Q_EMIT q->pendingCountChanged(pending); // last: a slot that throws leaves no job unserved
+        // Signals last, once every job is queued and has a worker: a slot may delete the executor
+        // (and this core with it), and one that throws leaves no job unserved.
+        const auto keep = guard();
+        for (std::size_t i = 0; i < jobs.size(); ++i)
+            wakeOrSpawn();
+        emitPendingCountChanged();
     }
 
     void ExecutorCore::enqueueRemote(Job* job)
@@ -200,10 +215,13 @@ namespace detail {
             jobs.swap(m_incoming);
             m_incomingPosted = false;
         }
-        for (Job* job : jobs) {
-            enqueue(job);
-            job->deref(); // the hand-over reference; enqueue() took the executor's
-        }
+        enqueue(jobs); // the hand-over references become the executor's
+    }
+
+    void ExecutorCore::emitPendingCountChanged()
+    {
+        if (listens(PendingCountChanged))
+            Q_EMIT q->pendingCountChanged(pending);
     }
 
     void ExecutorCore::wakeOrSpawn()
@@ -237,17 +255,22 @@ namespace detail {
 
     Job* ExecutorCore::take(Worker& worker)
     {
-        // After setMaxWorkers() lowered the bound, tasks of retiring workers may still fill it.
-        if (worker.index >= maxWorkers || active >= maxWorkers)
-            return nullptr;
-        while (Job* job = popFront()) {
-            if (listens(PendingCountChanged))
-                Q_EMIT q->pendingCountChanged(pending);
-            if (!job->isCancelRequested() && !job->isSettled()) {
-                releaseIdleWorkers();
-                return job;
+        // The bound is checked again after every signal: a slot may have lowered it.
+        while (worker.index < maxWorkers && active < maxWorkers) {
+            Job* job = popFront();
+            if (!job)
+                break;
+            if (job->isCancelRequested() || job->isSettled()) {
+                drop(job); // cancelled through a plain QFuture, or from another thread
+                emitPendingCountChanged();
+                continue;
             }
-            drop(job); // cancelled through a plain QFuture, or from another thread
+            // The slot is the job's from here on: a slot connected below may lower the bound, but
+            // cannot revoke a start it has already seen counted.
+            ++active;
+            emitPendingCountChanged();
+            releaseIdleWorkers();
+            return job;
         }
         releaseIdleWorkers();
         return nullptr;
@@ -267,11 +290,12 @@ namespace detail {
 
     void ExecutorCore::start(Worker& worker, Job* job)
     {
-        ++active;
-        if (listens(ActiveCountChanged))
-            Q_EMIT q->activeCountChanged(active);
+        // taskStarted first: a slot of either signal may cancel the task, whose taskCanceled must
+        // come after its taskStarted.
         if (listens(TaskStarted))
             Q_EMIT q->taskStarted(job->id, workerName(worker.index));
+        if (listens(ActiveCountChanged))
+            Q_EMIT q->activeCountChanged(active);
     }
 
     void ExecutorCore::end(Job* job)
@@ -314,12 +338,11 @@ namespace detail {
 
     void ExecutorCore::jobCancelled(Job* job)
     {
-        const auto keep = guard();
+        const auto keep = shared_from_this(); // a slot may delete the executor
         if (job->queued) {
             unlink(job);
-            if (listens(PendingCountChanged))
-                Q_EMIT q->pendingCountChanged(pending);
             drop(job);
+            emitPendingCountChanged();
             checkIdle();
             releaseIdleWorkers();
         } else {
@@ -371,17 +394,13 @@ namespace detail {
             first = !shutdown.exchange(true);
             jobs.swap(m_incoming);
         }
-        for (Job* job : jobs) {
-            enqueue(job);
-            job->deref();
-        }
+        enqueue(jobs);
         if (first && q)
             Q_EMIT q->isShutdownChanged(true);
         if (cancelFutures && m_head) {
             while (Job* job = popFront())
                 drop(job);
-            if (listens(PendingCountChanged))
-                Q_EMIT q->pendingCountChanged(pending);
+            emitPendingCountChanged();
             checkIdle();
         }
         releaseIdleWorkers();

@@ -11,6 +11,7 @@
 #include <coroutine>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 Q_DECLARE_LOGGING_CATEGORY(lcTaskPool)
@@ -31,6 +32,7 @@ public:
 
     // Submission.
     void enqueue(Job* job); // executor thread
+    void enqueue(std::span<Job* const> jobs); // executor thread; adopts a reference to each
     void enqueueRemote(Job* job); // any other thread
     void takeIncoming();
 
@@ -92,6 +94,7 @@ private:
     void wakeOrSpawn();
     void report(Job* job);
     void checkIdle();
+    void emitPendingCountChanged();
     void releaseIdleWorkers();
 
     Job* m_head = nullptr;

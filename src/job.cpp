@@ -56,8 +56,10 @@ void Job::endSettle()
 
 bool Job::cancel()
 {
-    if (!settleCancelled())
+    if (!settleCancelled()) {
+        hasOutcome(); // settled by another thread: once this returns false, done() is true
         return false;
+    }
     // From another thread the executor learns of it when it reaches the job (see Future).
     if (thread == QThread::currentThread() && core)
         core->jobCancelled(this);

@@ -24,13 +24,27 @@ namespace detail {
     //! in progress in another thread is waited out.
     template <typename T> bool settledNow(Job& job, const QFuture<T>& future)
     {
-        if (job.isSettled())
+        if (job.hasOutcome())
             return true;
-        if (!future.isCanceled()) // cancelled through a copy, or failing right now in another thread
+        if (!future.isCanceled()) // cancelled through a copy (or, a moment ago, failed)
             return false;
         job.cancel();
-        job.waitSettling();
         return true;
+    }
+
+    //! The outcome of a settled pool job, as it was recorded when it settled.
+    template <typename T> T resultOfSettled(const Job& job, const QFuture<T>& future)
+    {
+        switch (job.settledAs()) {
+        case Outcome::Cancelled:
+            throw CancelledError();
+        case Outcome::Failed:
+            std::rethrow_exception(failure(future, true));
+        case Outcome::Succeeded:
+            break;
+        }
+        if constexpr (!std::is_void_v<T>)
+            return future.result();
     }
 
     //! Awaits a pool future through its job (no watcher), any other QFuture through a watcher.
@@ -53,7 +67,7 @@ namespace detail {
             if (m_watching)
                 return m_watching->await_resume();
             JobAwaiter::await_resume();
-            return resultOf(m_future, true);
+            return resultOfSettled(*m_job, m_future);
         }
 
     private:
@@ -112,7 +126,10 @@ public:
         return true;
     }
     //! True when the future was cancelled; unlike QFuture::isCanceled(), false when it failed.
-    bool cancelled() const { return done() && detail::isCancelled<T>(*this); }
+    bool cancelled() const
+    {
+        return m_job ? done() && m_job->settledAs() == detail::Outcome::Cancelled : detail::isCancelled<T>(*this);
+    }
     //! True when the future has its final outcome: a result, an exception or a cancellation.
     bool done() const { return m_job ? detail::settledNow<T>(*m_job, *this) : detail::isSettled<T>(*this); }
     //! The task's exception; null when it succeeded or has not settled yet.
@@ -121,9 +138,11 @@ public:
     {
         if (!done())
             return nullptr;
-        if (detail::isCancelled<T>(*this))
+        if (cancelled())
             throw CancelledError();
-        return detail::failure<T>(*this, m_job.get() != nullptr);
+        if (m_job)
+            return m_job->settledAs() == detail::Outcome::Failed ? detail::failure<T>(*this, true) : nullptr;
+        return detail::failure<T>(*this);
     }
 
     //! The identifier of the task in its executor's lifecycle signals; 0 for a foreign future.
@@ -142,11 +161,36 @@ public:
         checkBlocking();
         return QFuture<T>::results();
     }
+    //! QFuture::resultAt(), refusing to deadlock (see the class description).
+    T resultAt(int index) const requires(!std::is_void_v<T>)
+    {
+        checkBlocking();
+        return QFuture<T>::resultAt(index);
+    }
+    //! QFuture::takeResult(), refusing to deadlock (see the class description). It empties the
+    //! result that every copy of this future shares; prefer result() or co_await.
+    T takeResult() requires(!std::is_void_v<T>)
+    {
+        checkBlocking();
+        return QFuture<T>::takeResult();
+    }
     //! QFuture::waitForFinished(), refusing to deadlock (see the class description).
     void waitForFinished()
     {
         checkBlocking();
         QFuture<T>::waitForFinished();
+    }
+    //! QFuture's result iteration, refusing to deadlock (see the class description): iterating
+    //! waits for each result.
+    auto begin() const requires(!std::is_void_v<T>)
+    {
+        checkBlocking();
+        return QFuture<T>::begin();
+    }
+    auto constBegin() const requires(!std::is_void_v<T>)
+    {
+        checkBlocking();
+        return QFuture<T>::constBegin();
     }
 
     //! Awaits the outcome: see the class description.

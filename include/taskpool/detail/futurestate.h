@@ -79,12 +79,12 @@ template <typename T> inline constexpr bool readableResult = std::is_void_v<T> |
     "value; map() has no such limit."
 
 //! The result of a settled future, its exception rethrown, or CancelledError. Never reads a
-//! result that is not there; \a settled as for failure().
-template <typename T> T resultOf(const QFuture<T>& future, bool settled = false)
+//! result that is not there.
+template <typename T> T resultOf(const QFuture<T>& future)
 {
     static_assert(readableResult<T>, TASKPOOL_READABLE_RESULT_MESSAGE);
     if (future.isCanceled()) {
-        if (auto error = failure(future, settled))
+        if (auto error = failure(future))
             std::rethrow_exception(error);
         throw CancelledError();
     }

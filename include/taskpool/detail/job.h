@@ -70,12 +70,14 @@ public:
     }
 
     bool isSettled() const noexcept { return m_state.load(std::memory_order_acquire) == Settled; }
-    //! Waits out a settle that another thread is in the middle of (a few statements, no user code
-    //! but a result's copy); returns at once when the job is open or settled.
-    void waitSettling() const noexcept
+    //! True when the job has settled or is settling; a settle that another thread is in the middle
+    //! of (a few statements, no user code but a result's copy) is waited out first.
+    bool hasOutcome() const noexcept
     {
-        while (m_state.load(std::memory_order_acquire) == Settling)
+        quint8 state;
+        while ((state = m_state.load(std::memory_order_acquire)) == Settling)
             std::this_thread::yield();
+        return state == Settled;
     }
     //! Registers \a waiter; false (and nothing registered) when the job has already settled.
     bool addWaiter(Waiter& waiter);
@@ -96,6 +98,9 @@ public:
     virtual bool isCancelRequested() const noexcept = 0;
     //! How the job settled and, when it failed, why. Only valid once settled.
     virtual Outcome outcome(QString* message = nullptr) const = 0;
+    //! How the job settled, as recorded when it did: final, whatever later happens to its QFuture
+    //! (Qt lets a plain QFuture::cancel() flag even a finished future canceled). Once settled.
+    Outcome settledAs() const noexcept { return m_settledAs; }
 
     const quint64 id; // unique in the process
     QThread* thread = nullptr; // the executor's thread; set once, before the job is published
@@ -125,6 +130,8 @@ protected:
     virtual void finishStore() { }
     //! Records a cancellation in the outcome store (the QFuture); called between begin/endSettle.
     virtual void markCancelled() = 0;
+    //! Records how the job settles; called between begin/endSettle.
+    void record(Outcome outcome) noexcept { m_settledAs = outcome; }
     //! Settles the job cancelled, unless it has settled already.
     bool settleCancelled()
     {
@@ -139,6 +146,7 @@ private:
     enum : quint8 { Open, Settling, Settled };
     std::atomic<int> m_refs { 1 };
     std::atomic<quint8> m_state { Open };
+    Outcome m_settledAs = Outcome::Succeeded; // written while Settling, read once Settled
     SpinLock m_waitersLock;
     Waiter* m_waiters = nullptr;
 };

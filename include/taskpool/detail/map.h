@@ -46,11 +46,16 @@ public:
 
 protected:
     void started() { }
-    void markCancelled() override { m_outcome.template emplace<Cancelled>(); }
+    void markCancelled() override
+    {
+        m_outcome.template emplace<Cancelled>();
+        record(Outcome::Cancelled);
+    }
     void settleFailed(std::exception_ptr error)
     {
         if (beginSettle()) {
             m_outcome = std::move(error);
+            record(Outcome::Failed);
             endSettle();
         }
     }
@@ -59,8 +64,10 @@ protected:
         if (beginSettle()) {
             try {
                 m_outcome.template emplace<T>(std::forward<U>(value));
+                record(Outcome::Succeeded);
             } catch (...) {
                 m_outcome = std::current_exception(); // the result's move threw: the item fails
+                record(Outcome::Failed);
             }
             endSettle();
         }

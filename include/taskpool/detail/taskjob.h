@@ -154,13 +154,9 @@ public:
     bool isCancelRequested() const noexcept override { return m_fi.isCanceled(); }
     Outcome outcome(QString* message) const override
     {
-        const QFuture<T> f = future();
-        if (auto error = failure(f)) {
-            if (message)
-                *message = describe(error);
-            return Outcome::Failed;
-        }
-        return f.isCanceled() ? Outcome::Cancelled : Outcome::Succeeded;
+        if (message && settledAs() == Outcome::Failed)
+            *message = describe(failure(future(), true));
+        return settledAs();
     }
 
 protected:
@@ -169,12 +165,17 @@ protected:
     // when the task really starts.
     FutureJob() { m_fi.reportStarted(); }
     void started() { }
-    void markCancelled() override { m_fi.cancel(); }
+    void markCancelled() override
+    {
+        m_fi.cancel();
+        this->record(Outcome::Cancelled);
+    }
     void finishStore() override { m_fi.reportFinished(); }
     void settleFailed(std::exception_ptr error)
     {
         if (beginSettle()) {
             m_fi.reportException(error);
+            recordFromStore();
             endSettle();
         }
     }
@@ -188,8 +189,20 @@ protected:
                 // future fails with that exception rather than staying half-settled.
                 m_fi.reportException(std::current_exception());
             }
+            recordFromStore();
             endSettle();
         }
+    }
+    //! What the store holds decides: a QPromise task may have set an exception itself, and Qt drops
+    //! results and exceptions reported after a cancel made through a plain QFuture copy.
+    void recordFromStore()
+    {
+        if (m_fi.hasException())
+            this->record(Outcome::Failed);
+        else if (std::is_void_v<T> ? m_fi.isCanceled() : m_fi.resultCount() == 0)
+            this->record(Outcome::Cancelled);
+        else
+            this->record(Outcome::Succeeded);
     }
 
     //! The producer side of the future. Like QPromise, it drops the continuation (`.then()`,
