@@ -407,15 +407,19 @@ private Q_SLOTS:
                 CO_COMPARE(error, QStringLiteral("bad_alloc"));
                 CO_COMPARE(taken, 0);
             }
-            CO_COMPARE(outcomes.canceled.count(), 1); // 31db168: 0
+            CO_COMPARE(outcomes.canceled.count(), 1);
             gate.open();
             co_await until([&] { return pool.activeCount() == 0; });
+            co_await turns(3);
+            CO_COMPARE(outcomes.started.count(), 1);
+            CO_COMPARE(outcomes.finished.count(), 0); // 31db168: 1, item 0 ran on unowned
             co_await pool.shutdown();
         }());
     }
 
-    // Guard: the job's allocation fails at the call: map() throws bad_alloc; the first item is
-    // cancelled and none starts.
+    // The job's allocation fails at the call: map() throws bad_alloc; the first item is cancelled
+    // and none starts. (On 31db168 the job was allocated before its item was read, so the failure
+    // injected here landed in the enqueueing instead.)
     void mapJobAllocationFailsAtTheCall()
     {
         run([]() -> QCoro::Task<void> {
