@@ -327,8 +327,10 @@ namespace detail {
                 Q_EMIT q->taskFailed(job->id, message);
             break;
         case Outcome::Cancelled:
-            if (listens(TaskCanceled))
+            if (listens(TaskCanceled)) { // either spelling
+                Q_EMIT q->taskCancelled(job->id);
                 Q_EMIT q->taskCanceled(job->id);
+            }
             break;
         }
     }
@@ -395,6 +397,8 @@ namespace detail {
             QMetaMethod::fromSignal(&TaskPoolExecutor::taskCanceled),
             QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
         };
+        if (method == QMetaMethod::fromSignal(&TaskPoolExecutor::taskCancelled))
+            return TaskCanceled; // one count for both spellings
         return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
     }
 

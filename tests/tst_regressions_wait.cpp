@@ -101,7 +101,7 @@ struct Outcomes {
         started(pool, &TaskPoolExecutor::taskStarted),
         finished(pool, &TaskPoolExecutor::taskFinished),
         failed(pool, &TaskPoolExecutor::taskFailed),
-        canceled(pool, &TaskPoolExecutor::taskCanceled)
+        canceled(pool, &TaskPoolExecutor::taskCancelled)
     {
     }
     QSignalSpy started, finished, failed, canceled;

@@ -189,6 +189,8 @@ Q_SIGNALS:
     //! Exactly one of the next three is emitted per task, when its future settles.
     void taskFinished(quint64 taskId);
     void taskFailed(quint64 taskId, const QString& message);
+    void taskCancelled(quint64 taskId);
+    //! taskCancelled() under its former spelling, emitted with it; prefer taskCancelled().
     void taskCanceled(quint64 taskId);
     //! No task runs and none is queued any more.
     void idle();
