@@ -139,6 +139,10 @@ public:
      * generator owns its outstanding items: destroying it before the end cancels them all (queued
      * ones never start), so keep it alive while its work should go on. It keeps no result once it
      * has been taken: bind `auto &&r` in QCORO_FOREACH and move from it to own it.
+     *
+     * What the input throws (an iterator's `*` or `++`, an item's copy) or std::bad_alloc for an
+     * item's job comes from map() for the items submitted now, and otherwise from the iteration
+     * step that reads the next item; either way every outstanding item is cancelled first.
      * \throws std::invalid_argument when bufferSize < 1; ShutdownError after shutdown().
      */
     template <typename Fn, std::ranges::input_range... Ranges>
