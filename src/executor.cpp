@@ -369,8 +369,10 @@ namespace detail {
                 Q_EMIT q->taskFailed(job->id, message);
             break;
         case Outcome::Cancelled:
-            if (listens(TaskCanceled))
+            if (listens(TaskCanceled)) { // either spelling
+                Q_EMIT q->taskCancelled(job->id);
                 Q_EMIT q->taskCanceled(job->id);
+            }
             break;
         }
     }
@@ -434,6 +436,8 @@ namespace detail {
             QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
             QMetaMethod::fromSignal(&TaskPoolExecutor::workerCountChanged),
         };
+        if (method == QMetaMethod::fromSignal(&TaskPoolExecutor::taskCancelled))
+            return TaskCanceled; // one count for both spellings
         return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
     }
 

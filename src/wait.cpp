@@ -6,6 +6,22 @@
 
 namespace TaskPool::detail {
 
+QDeadlineTimer deadlineAfter(std::optional<std::chrono::milliseconds> timeout)
+{
+    using namespace std::chrono;
+    if (!timeout)
+        return QDeadlineTimer(QDeadlineTimer::Forever);
+    if (*timeout <= milliseconds::zero())
+        return QDeadlineTimer(); // expired
+    // Never converted to nanoseconds (or added to the clock) unless the sum fits: Qt's own
+    // conversion overflows for anything above ~292 years, and then lands in the past.
+    const QDeadlineTimer now = QDeadlineTimer::current();
+    const qint64 room = std::numeric_limits<qint64>::max() - now.deadlineNSecs();
+    if (*timeout >= duration_cast<milliseconds>(nanoseconds(room)))
+        return QDeadlineTimer(QDeadlineTimer::Forever);
+    return QDeadlineTimer::addNSecs(now, duration_cast<nanoseconds>(*timeout).count());
+}
+
 SettleSet::SettleSet() = default;
 
 // Members go in reverse order: the timer, then every watcher (their pending callout events are

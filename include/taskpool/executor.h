@@ -8,6 +8,7 @@
 #define TASKPOOL_INSIDE_PUBLIC_HEADER
 #include <taskpool/detail/map.h>
 #include <taskpool/detail/taskjob.h>
+#include <taskpool/detail/usage.h>
 #undef TASKPOOL_INSIDE_PUBLIC_HEADER
 
 #include <QCoro/QCoroTask>
@@ -91,11 +92,14 @@ public:
      * \throws ShutdownError after shutdown(); nothing is queued then.
      */
     template <typename Fn, typename... Args>
-    requires std::invocable<std::decay_t<Fn>, std::decay_t<Args>...> || detail::TakesPromise<std::decay_t<Fn>>
+    requires detail::CallableLike<std::decay_t<Fn>, std::decay_t<Args>...>
     [[nodiscard]] auto submit(Fn&& fn, Args&&... args)
     {
         using F = std::decay_t<Fn>;
-        if constexpr (detail::TakesPromise<F>) {
+        constexpr bool usable = detail::checkSubmitCall<F, std::decay_t<Args>...>(); // says what to do
+        if constexpr (!usable) {
+            return;
+        } else if constexpr (detail::TakesPromise<F>) {
             using T = typename detail::PromiseOfFirst<typename detail::Signature<F>::args>::type;
             return submitJob<T, detail::PromiseCall<T, F, std::decay_t<Args>...>>(
                 std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
@@ -114,8 +118,11 @@ public:
     template <typename A>
     requires(!std::invocable<std::decay_t<A>> && detail::QCoroAwaitable<A>) [[nodiscard]] auto submit(A&& awaitable)
     {
-        using Work = detail::Await<std::decay_t<A>>;
-        return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(std::forward<A>(awaitable));
+        constexpr bool usable = detail::checkSubmitAwaitable<A>(); // says what to do
+        if constexpr (usable) {
+            using Work = detail::Await<std::decay_t<A>>;
+            return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(std::forward<A>(awaitable));
+        }
     }
 
     //! Runs `fn` over the zipped items of \a ranges, yielding the results in input order.
@@ -132,30 +139,36 @@ public:
      * generator owns its outstanding items: destroying it before the end cancels them all (queued
      * ones never start), so keep it alive while its work should go on. It keeps no result once it
      * has been taken: bind `auto &&r` in QCORO_FOREACH and move from it to own it.
+     *
+     * What the input throws (an iterator's `*` or `++`, an item's copy) or std::bad_alloc for an
+     * item's job comes from map() for the items submitted now, and otherwise from the iteration
+     * step that reads the next item; either way every outstanding item is cancelled first.
      * \throws std::invalid_argument when bufferSize < 1; ShutdownError after shutdown().
      */
     template <typename Fn, std::ranges::input_range... Ranges>
-    requires(sizeof...(Ranges) > 0 && std::invocable<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
         [[nodiscard]] auto map(MapOptions options, Fn&& fn, Ranges&&... ranges)
     {
-        if (options.bufferSize && *options.bufferSize < 1)
-            throw std::invalid_argument("bufferSize must be greater than 0");
-        if (isShutdown())
-            throw ShutdownError();
-        using State = detail::MapState<std::decay_t<Fn>, std::views::all_t<Ranges>...>;
-        static_assert(!std::is_void_v<typename State::Value>, "map() needs a function that returns a value");
-        auto state = std::make_unique<State>(this, std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn)),
-                                             std::views::all(std::forward<Ranges>(ranges))...);
-        for (int n = 0; !options.bufferSize || n < *options.bufferSize; ++n) {
-            if (!state->submitNext())
-                break;
+        constexpr bool usable = detail::checkMapCall<std::decay_t<Fn>, Ranges...>(); // says what to do
+        if constexpr (usable) {
+            if (options.bufferSize && *options.bufferSize < 1)
+                throw std::invalid_argument("bufferSize must be greater than 0");
+            if (isShutdown())
+                throw ShutdownError();
+            using State = detail::MapState<std::decay_t<Fn>, std::views::all_t<Ranges>...>;
+            auto state = std::make_unique<State>(this, std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn)),
+                                                 std::views::all(std::forward<Ranges>(ranges))...);
+            for (int n = 0; !options.bufferSize || n < *options.bufferSize; ++n) {
+                if (!state->submitNext())
+                    break;
+            }
+            return detail::mapResults(std::move(state), options.bufferSize.has_value());
         }
-        return detail::mapResults(std::move(state), options.bufferSize.has_value());
     }
 
     //! map() without a buffer: every item is submitted now.
     template <typename Fn, std::ranges::input_range... Ranges>
-    requires(sizeof...(Ranges) > 0 && std::invocable<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
         [[nodiscard]] auto map(Fn&& fn, Ranges&&... ranges)
     {
         return map(MapOptions {}, std::forward<Fn>(fn), std::forward<Ranges>(ranges)...);
@@ -180,6 +193,8 @@ Q_SIGNALS:
     //! Exactly one of the next three is emitted per task, when its future settles.
     void taskFinished(quint64 taskId);
     void taskFailed(quint64 taskId, const QString& message);
+    void taskCancelled(quint64 taskId);
+    //! taskCancelled() under its former spelling, emitted with it; prefer taskCancelled().
     void taskCanceled(quint64 taskId);
     //! No task runs and none is queued any more.
     void idle();

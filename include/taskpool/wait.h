@@ -50,8 +50,10 @@ template <typename F> struct WaitResult {
  * \a futures may be QFuture<T> from anywhere (QtConcurrent, a QPromise, a pool) or Future<T>.
  * Repeats of one future (copies sharing its state) count once. Futures that have already settled
  * count at once: if they meet \a returnWhen, this returns without suspending. No timeout (the
- * default) means no limit; a zero or negative one returns what has settled now. Nothing is
- * cancelled: at the timeout, the unfinished futures are simply returned in `notDone`.
+ * default) means no limit, and so does one too long for the clock to count (beyond about 292
+ * years, such as `std::chrono::milliseconds::max()`); a zero or negative one returns what has
+ * settled now. Nothing is cancelled: at the timeout, the unfinished futures are simply returned
+ * in `notDone`.
  *
  * The calling thread needs a running event loop: the futures are watched there (one
  * QFutureWatcher per unsettled future, all deleted before this returns) and the caller resumes
@@ -61,6 +63,7 @@ template <detail::WaitableFuture F>
 QCoro::Task<WaitResult<F>> wait(QList<F> futures, ReturnWhen returnWhen = ReturnWhen::AllCompleted,
                                 std::optional<std::chrono::milliseconds> timeout = std::nullopt)
 {
+    const QDeadlineTimer deadline = detail::deadlineAfter(timeout);
     futures = detail::distinct(std::move(futures));
     const auto meets = [returnWhen](const F& future) {
         return returnWhen == ReturnWhen::FirstCompleted
@@ -75,14 +78,13 @@ QCoro::Task<WaitResult<F>> wait(QList<F> futures, ReturnWhen returnWhen = Return
         else
             ++pending;
     }
-    if (!met && pending > 0 && !(timeout && *timeout <= std::chrono::milliseconds::zero())) {
+    if (!met && pending > 0 && !deadline.hasExpired()) {
         detail::SettleSet watched;
         for (qsizetype i = 0; i < futures.size(); ++i) {
             if (!detail::isSettled(futures[i]))
                 watched.watch(i, QFuture<void>(futures[i]));
         }
-        if (timeout)
-            watched.setDeadline(QDeadlineTimer(*timeout));
+        watched.setDeadline(deadline);
         while (!met && pending > 0 && !watched.timedOut()) {
             co_await watched.next();
             for (qsizetype i : watched.takeSettled()) {
@@ -156,7 +158,9 @@ namespace detail {
 /*!
  * Repeats of one future are yielded once. Futures that have already settled come first, in input
  * order, even with a zero timeout; the others in the order they settle. Once \a timeout (counted
- * from this call; none, the default, means no limit) has passed, the futures that settled are
+ * from this call; none, the default, means no limit, as does one too long for the clock to count,
+ * such as `std::chrono::milliseconds::max()`; zero or negative has passed at once) has passed,
+ * the futures that settled are
  * still yielded, then the iteration throws TimeoutError ("2 (of 4) futures unfinished"); the
  * unfinished futures are left alone (not cancelled).
  *
@@ -170,9 +174,7 @@ namespace detail {
 template <detail::WaitableFuture F>
 QCoro::AsyncGenerator<F> asCompleted(QList<F> futures, std::optional<std::chrono::milliseconds> timeout = std::nullopt)
 {
-    const QDeadlineTimer deadline = timeout ? QDeadlineTimer(std::max(*timeout, std::chrono::milliseconds::zero()))
-                                            : QDeadlineTimer(QDeadlineTimer::Forever);
-    return detail::completionOrder(detail::distinct(std::move(futures)), deadline);
+    return detail::completionOrder(detail::distinct(std::move(futures)), detail::deadlineAfter(timeout));
 }
 
 //! The results of \a futures, in input order.

@@ -5,6 +5,7 @@
 #endif
 
 #include <taskpool/detail/taskjob.h>
+#include <taskpool/errors.h>
 
 #include <QCoro/QCoroAsyncGenerator>
 #include <QPointer>
@@ -107,21 +108,39 @@ public:
     ~MapState() { cancelAll(); }
 
     //! Submits the next zipped item; false once an input ended or the executor is gone or shut down.
+    /*!
+     * Whatever throws on the way (an input's `*` or `++`, an item's copy, the job's allocation)
+     * leaves nothing behind: the item read is dropped without being submitted, and the input counts
+     * as ended. The caller (map() or the generator) then cancels what is outstanding and lets the
+     * exception through.
+     */
     bool submitNext()
     {
-        if (m_exhausted || !isOpen(m_executor) || atEnd()) {
+        if (m_exhausted || !isOpen(m_executor)) {
             m_exhausted = true;
             return false;
         }
-        auto* job = std::apply(
+        m_exhausted = true; // until this item is safely submitted: an input that threw has ended
+        if (atEnd())
+            return false;
+        JobRef job = std::apply(
             [this](auto&... it) {
-                auto* item = new Item(m_fn, std::tuple<std::ranges::range_value_t<Views>...>(*it...));
+                // The arguments first, then the job owned at once, then the iterators advanced.
+                std::tuple<std::ranges::range_value_t<Views>...> args(*it...);
+                JobRef item(new Item(m_fn, std::move(args)));
                 (++it, ...);
                 return item;
             },
             *m_iterators);
-        m_outstanding.emplace_back(job);
-        enqueue(m_executor, job);
+        Job* raw = job.get();
+        m_outstanding.push_back(std::move(job)); // from here, cancelAll() covers it
+        try {
+            enqueue(m_executor, raw);
+        } catch (const ShutdownError&) {
+            m_outstanding.pop_back(); // shut down from another thread just now: never queued
+            return false;
+        }
+        m_exhausted = false;
         return true;
     }
 
@@ -159,10 +178,12 @@ QCoro::AsyncGenerator<typename State::Value> mapResults(std::unique_ptr<State> s
     auto& outstanding = state->outstanding();
     try {
         while (!outstanding.empty()) {
-            JobRef job = std::move(outstanding.front());
-            outstanding.pop_front();
+            // The next item first, while this one is still outstanding: if the input throws, the
+            // catch below cancels it with the others.
             if (buffered)
                 state->submitNext();
+            JobRef job = std::move(outstanding.front());
+            outstanding.pop_front();
             if (!job->isSettled())
                 co_await JobAwaiter(job);
             auto value = static_cast<typename State::Item*>(job.get())->take();

@@ -13,8 +13,10 @@
 #include <QList>
 #include <QTimer>
 
+#include <chrono>
 #include <coroutine>
 #include <memory>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -46,6 +48,11 @@ namespace detail {
         futures.removeIf([&seen](const F& future) { return !seen.insert(identity(future)).second; });
         return futures;
     }
+
+    //! The deadline \a timeout from now. None, or one farther than the clock can count (its
+    //! nanoseconds since boot fill a qint64: about 292 years), is no deadline: Forever. Zero or
+    //! negative has passed already.
+    TASKPOOL_EXPORT QDeadlineTimer deadlineAfter(std::optional<std::chrono::milliseconds> timeout);
 
     //! Finished with an exception (a cancellation is not one).
     template <typename T> bool isFailed(const QFuture<T>& future)

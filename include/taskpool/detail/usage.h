@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+#ifndef TASKPOOL_INSIDE_PUBLIC_HEADER
+#error "Do not include taskpool/detail headers directly; include <taskpool/taskpool.h>"
+#endif
+
+#include <taskpool/detail/taskjob.h>
+
+#include <concepts>
+#include <ranges>
+#include <type_traits>
+
+// What submit() and map() check before anything else, so that a wrong call fails with a
+// static_assert that says what to do instead of an error deep inside the job machinery.
+
+namespace TaskPool::detail {
+
+//! Something submit(fn, args...) treats as a callable: a function, a pointer to one or to a member,
+//! or an object with an operator() (a generic lambda counts once it can be called).
+template <typename F, typename... Args>
+concept CallableLike = std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>> || std::is_member_pointer_v<
+    std::remove_cvref_t<F>> || requires
+{
+    &std::remove_cvref_t<F>::operator();
+} || std::invocable<F, Args...>;
+
+//! fn(QPromise<T>&, args...) can be called with the decay-copied arguments.
+template <typename F, typename... Args>
+inline constexpr bool promiseCallable = [] {
+    if constexpr (TakesPromise<F>)
+        return std::invocable<F, QPromise<typename PromiseOfFirst<typename Signature<F>::args>::type>&, Args...>;
+    else
+        return false;
+}();
+
+//! What awaiting the call's result gives: void for a callable that reports through its promise.
+template <typename F, typename... Args>
+using PromiseCallValue = typename ValueOf<
+    std::invoke_result_t<F, QPromise<typename PromiseOfFirst<typename Signature<F>::args>::type>&, Args...>>::type;
+
+//! Each check returns whether the call is right, after a static_assert that says what to do when it is
+//! not; the caller computes it as a constant (so the message comes first) and compiles nothing
+//! further when it is false (so it comes alone).
+template <typename F, typename... Args> constexpr bool checkSubmitCall()
+{
+    if constexpr (TakesPromise<F>) {
+        static_assert(promiseCallable<F, Args...>,
+                      "submit(fn, args...): fn takes a QPromise<T>& first, which the pool passes itself. Pass only "
+                      "fn's other arguments, in order (they are decay-copied, as std::thread does): "
+                      "submit(fn, a, b) for fn(QPromise<T>&, A, B).");
+        if constexpr (promiseCallable<F, Args...>) {
+            static_assert(std::is_void_v<PromiseCallValue<F, Args...>>,
+                          "submit(fn, args...): a callable taking QPromise<T>& reports its results through the promise "
+                          "(promise.addResult()): it must return void or QCoro::Task<void>, not a value.");
+        }
+    } else {
+        static_assert(std::invocable<F, Args...>,
+                      "submit(fn, args...): fn cannot be called with these arguments. They are decay-copied (as "
+                      "std::thread does) and passed as rvalues: check their number and types; wrap an argument in "
+                      "std::ref() or std::cref() to pass a reference.");
+    }
+    if constexpr (TakesPromise<F>) {
+        if constexpr (promiseCallable<F, Args...>)
+            return std::is_void_v<PromiseCallValue<F, Args...>>;
+        else
+            return false;
+    } else {
+        return std::invocable<F, Args...>;
+    }
+}
+
+template <typename A> constexpr bool checkSubmitAwaitable()
+{
+    static_assert(std::constructible_from<std::decay_t<A>, A>,
+                  "submit(awaitable): this awaitable cannot be copied; pass it as an rvalue (std::move(task)). A "
+                  "QCoro::Task already runs once made: to defer its start, submit the function that makes it "
+                  "instead, submit(fn, args...).");
+    return std::constructible_from<std::decay_t<A>, A>;
+}
+
+template <typename F, typename... Ranges> constexpr bool checkMapCall()
+{
+    static_assert(!TakesPromise<F>,
+                  "map(fn, ranges...): map() passes no QPromise; submit(fn, args...) runs a callable that takes "
+                  "QPromise<T>& first.");
+    if constexpr (!TakesPromise<F>) {
+        static_assert(std::invocable<F&, std::ranges::range_value_t<Ranges>...>,
+                      "map(fn, ranges...): fn must take one item of each range, in order (called as "
+                      "fn(std::ranges::range_value_t<Range>&&...)); check the number of ranges and fn's parameters.");
+        if constexpr (std::invocable<F&, std::ranges::range_value_t<Ranges>...>) {
+            using Value = typename ValueOf<std::invoke_result_t<F&, std::ranges::range_value_t<Ranges>...>>::type;
+            static_assert(!std::is_void_v<Value>,
+                          "map(fn, ranges...): fn returns nothing (void or QCoro::Task<void>), and map() yields fn's "
+                          "results: return a value, or submit() each item for its side effects.");
+            return !std::is_void_v<Value>;
+        }
+    }
+    return false;
+}
+
+} // namespace TaskPool::detail

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+// A misuse that must not compile; tests/compile_fail/CMakeLists.txt checks the message.
+#include <taskpool/taskpool.h>
+
+#include <QString>
+
+#include <vector>
+
+QCoro::Task<int> multiply(int x, int y)
+{
+    co_return x* y;
+}
+
+// One range for a function of two items.
+void misuse(TaskPool::TaskPoolExecutor& pool)
+{
+    (void)pool.map(multiply, std::vector<int> { 1, 2 });
+}
