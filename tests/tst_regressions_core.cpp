@@ -460,6 +460,39 @@ private Q_SLOTS:
             CO_COMPARE(pool.pendingCount(), 0);
         }(onWorkerCount));
     }
+
+    // Found by tst_stress (plain QFuture cancels): QFuture::cancel() on a plain copy of a pool future
+    // that already settled with a result. Qt 6.4 sets Canceled on the finished future, and Future
+    // reads that as a cancellation: cancelled() turns true and co_await throws CancelledError
+    // although the task succeeded and its result is stored (Future::cancel() returns false there
+    // and changes nothing, as Python's cancel() of a done future). Known failure until fixed.
+    void plainQFutureCancelOfASettledFutureKeepsItsOutcome()
+    {
+        bool cancelled = true;
+        bool threw = true;
+        int value = 0;
+        run([](bool& cancelled, bool& threw, int& value) -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            auto f = pool.submit([] { return 5; });
+            CO_COMPARE(co_await f, 5);
+            CO_VERIFY(!f.cancel());
+            QFuture<int> plain = f;
+            plain.cancel();
+            CO_VERIFY(f.done());
+            cancelled = f.cancelled();
+            try {
+                value = co_await f;
+                threw = false;
+            } catch (const CancelledError&) {
+            }
+            co_await pool.shutdown();
+        }(cancelled, threw, value));
+        QEXPECT_FAIL("", "a plain QFuture::cancel() of a settled pool future turns its result into a cancellation",
+                     Abort);
+        QVERIFY(!cancelled);
+        QVERIFY(!threw);
+        QCOMPARE(value, 5);
+    }
 };
 
 QTEST_MAIN(tst_RegressionsCore)
