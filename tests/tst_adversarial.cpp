@@ -123,6 +123,29 @@ private:
     std::thread m_thread;
 };
 
+//! A result whose move, once armed, tells another thread it is running and waits for its leave:
+//! the executor's thread is then inside the job's settle (Qt stores a result by moving it).
+struct HeldMove {
+    static inline std::mutex mutex;
+    static inline std::condition_variable cv;
+    static inline bool armed = false;
+    static inline bool moving = false;
+    static inline bool released = false;
+    int value = 0;
+    explicit HeldMove(int v) : value(v) { }
+    HeldMove(const HeldMove& other) = default;
+    HeldMove(HeldMove&& other) noexcept : value(other.value)
+    {
+        std::unique_lock lock(mutex);
+        if (!std::exchange(armed, false))
+            return;
+        moving = true;
+        cv.notify_all();
+        cv.wait_for(lock, std::chrono::seconds(5), [] { return released; });
+    }
+    HeldMove& operator=(const HeldMove&) = default;
+};
+
 } // namespace
 
 class tst_Adversarial : public QObject {
@@ -261,6 +284,61 @@ private Q_SLOTS:
             CO_VERIFY2(!rescued, "blocked in the executor's thread until another thread cancelled");
             CO_VERIFY(threw);
             co_await pool.shutdown();
+        }());
+    }
+
+    // Breaks "cancel(): false when the future had already settled" (and "All members are
+    // thread-safe"): from another thread, cancel() returns false while the executor's thread is in
+    // the middle of settling the task (storing its result), and done() right after is still false.
+    void cancelReturningFalseMeansDone()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            {
+                std::lock_guard lock(HeldMove::mutex);
+                HeldMove::armed = true;
+                HeldMove::moving = HeldMove::released = false;
+            }
+            Future<HeldMove> f = pool.submit([] { return HeldMove(7); });
+            bool cancelled = true;
+            bool doneAfter = false;
+            std::thread other([&] {
+                std::unique_lock lock(HeldMove::mutex);
+                if (!HeldMove::cv.wait_for(lock, std::chrono::seconds(5), [] { return HeldMove::moving; }))
+                    return;
+                lock.unlock();
+                cancelled = f.cancel();
+                doneAfter = f.done();
+                lock.lock();
+                HeldMove::released = true;
+                HeldMove::cv.notify_all();
+            });
+            const HeldMove result = co_await f;
+            other.join();
+            co_await pool.shutdown();
+            CO_COMPARE(result.value, 7);
+            CO_VERIFY(!cancelled); // it settled with a result: the cancel lost
+            CO_VERIFY2(doneAfter, "cancel() returned false, yet done() is false");
+        }());
+    }
+
+    // Breaks "No timeout (the default) means no limit" for the waiting helpers at extreme values: a
+    // timeout beyond ~292 years overflows inside QDeadlineTimer (signed overflow: UBSan aborts
+    // here) and, without UBSan, wait() returns at once with the future not done.
+    void hugeTimeoutIsNotAnImmediateTimeout()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            Gate gate;
+            auto f = pool.submit(gated, &gate, 1);
+            QTimer::singleShot(20, &pool, [&] { gate.open(); });
+            const QList<Future<int>> list { f };
+            const auto thousandYears = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::years(1000));
+            auto [done, notDone] = co_await TaskPool::wait(list, ReturnWhen::AllCompleted, thousandYears);
+            gate.open();
+            co_await pool.shutdown();
+            CO_COMPARE(done.size(), 1);
+            CO_COMPARE(notDone.size(), 0);
         }());
     }
 };
