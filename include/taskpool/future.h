@@ -211,4 +211,19 @@ private:
     detail::JobRef m_job;
 };
 
+namespace detail {
+
+    // The waiting helpers' view of a Future: through it, a pool future's plain QFuture cancel is
+    // honoured and its recorded outcome read (they take QFuture<T> too, which has neither).
+    template <typename T> bool isSettled(const Future<T>& future)
+    {
+        return future.done();
+    }
+    template <typename T> bool isFailed(const Future<T>& future)
+    {
+        return future.done() && !future.cancelled() && future.exception();
+    }
+
+} // namespace detail
+
 } // namespace TaskPool
