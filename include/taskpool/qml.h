@@ -13,6 +13,7 @@
 #include <QObject>
 #include <QPointer>
 #include <QVariant>
+#include <QtQml/qqmlregistration.h>
 
 #include <functional>
 #include <memory>
@@ -53,6 +54,8 @@ namespace detail {
  */
 class TASKPOOL_QML_EXPORT TaskFuture : public QObject {
     Q_OBJECT
+    QML_ELEMENT
+    QML_UNCREATABLE("TaskFuture objects come from TaskPoolExecutor.submit() or from C++ (TaskPool::toTaskFuture)")
     Q_PROPERTY(Status status READ status NOTIFY statusChanged)
     //! True once the status is Finished, Failed or Canceled.
     Q_PROPERTY(bool done READ isDone NOTIFY statusChanged)
@@ -219,6 +222,7 @@ template <typename T> TaskFuture* toTaskFuture(const QFuture<T>& future)
  */
 class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_OBJECT
+    QML_NAMED_ELEMENT(TaskPoolExecutor)
     Q_PROPERTY(int maxWorkers READ maxWorkers WRITE setMaxWorkers NOTIFY maxWorkersChanged)
     Q_PROPERTY(QString taskNamePrefix READ taskNamePrefix WRITE setTaskNamePrefix NOTIFY taskNamePrefixChanged)
     Q_PROPERTY(int activeCount READ activeCount NOTIFY activeCountChanged)
