@@ -289,7 +289,6 @@ Q_SIGNALS:
     void idle();
 
 private:
-    void becameIdle();
     TaskFuture* submitList(const QJSValue& fn, const QJSValueList& args);
 
     std::unique_ptr<TaskPoolExecutor> m_executor;

@@ -76,18 +76,9 @@ QmlTaskPoolExecutor::QmlTaskPoolExecutor(QObject* parent) :
     connect(e, &TaskPoolExecutor::pendingCountChanged, this, &QmlTaskPoolExecutor::pendingCountChanged);
     connect(e, &TaskPoolExecutor::workerCountChanged, this, &QmlTaskPoolExecutor::workerCountChanged);
     connect(e, &TaskPoolExecutor::isShutdownChanged, this, &QmlTaskPoolExecutor::isShutdownChanged);
-    connect(e, &TaskPoolExecutor::idle, this, &QmlTaskPoolExecutor::becameIdle);
-}
-
-void QmlTaskPoolExecutor::becameIdle()
-{
-    // Each TaskFuture settled on its task's terminal signal, which comes before idle; bringing them
-    // all up to date here makes the promise independent of that order.
-    const QPointer<QmlTaskPoolExecutor> self(this);
-    if (auto* tracker = detail::TaskFutureTracker::find(m_executor.get()))
-        tracker->updateAll();
-    if (self)
-        Q_EMIT idle();
+    // Every TaskFuture made with this executor settles on its task's terminal signal (through its
+    // detail::TaskFutureTracker), which the executor emits before idle.
+    connect(e, &TaskPoolExecutor::idle, this, &QmlTaskPoolExecutor::idle);
 }
 
 QmlTaskPoolExecutor::~QmlTaskPoolExecutor()

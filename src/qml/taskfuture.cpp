@@ -71,17 +71,6 @@ namespace detail {
         return futures;
     }
 
-    void TaskFutureTracker::updateAll()
-    {
-        QList<QPointer<TaskFuture>> futures;
-        for (TaskFuture* future : std::as_const(m_futures))
-            futures.append(future);
-        for (const QPointer<TaskFuture>& future : futures) {
-            if (future)
-                future->update();
-        }
-    }
-
 } // namespace detail
 
 TaskFuture::~TaskFuture()

@@ -15,8 +15,8 @@ namespace TaskPool::detail {
 /*!
  * A TaskFuture settles from the executor's own terminal signal (taskFinished, taskFailed,
  * taskCanceled), which the executor emits before idle(): so when the executor says it is idle,
- * every TaskFuture it tracks has settled. The tracker is found through a dynamic property of the
- * executor and checked with qobject_cast, never by looking for a child of some type.
+ * every TaskFuture it tracks has settled (tst_qml's regression14_10_* hold the executor to it). The tracker is found
+ * through a dynamic property of the executor and checked with qobject_cast, never by looking for a child of some type.
  */
 class TaskFutureTracker : public QObject {
     Q_OBJECT
@@ -29,8 +29,6 @@ public:
 
     void add(quint64 taskId, TaskFuture* future) { m_futures.insert(taskId, future); }
     void remove(quint64 taskId, TaskFuture* future) { m_futures.remove(taskId, future); }
-    //! Brings every tracked TaskFuture up to date (at idle, they all settle).
-    void updateAll();
 
     //! For a JavaScript task: \a future is told of the start by the task itself, which works even
     //! once the executor is gone.
