@@ -6,6 +6,7 @@
 #include <QLoggingCategory>
 #include <QThread>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <coroutine>
@@ -73,6 +74,20 @@ public:
     static int signalOf(const QMetaMethod& method);
     bool listens(Signal signal) const { return q && m_listeners[signal].load(std::memory_order_relaxed) > 0; }
     void countListener(const QMetaMethod& method, int delta);
+
+    //! For the QML module: the core of \a executor, and whether its task \a taskId still waits to
+    //! start (queued, or submitted from another thread and not taken yet). Executor thread; the
+    //! newest tasks are looked at first, so a task just submitted is found at once.
+    static ExecutorCore* of(TaskPoolExecutor* executor) { return executor->d.get(); }
+    bool isWaiting(quint64 taskId)
+    {
+        for (Job* job = m_tail; job; job = job->prev) {
+            if (job->id == taskId)
+                return true;
+        }
+        std::lock_guard lock(m_incomingMutex);
+        return std::any_of(m_incoming.begin(), m_incoming.end(), [taskId](Job* job) { return job->id == taskId; });
+    }
 
     TaskPoolExecutor* q; // null once the executor object is gone: no more signals
     QThread* const thread;

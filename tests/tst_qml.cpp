@@ -16,6 +16,8 @@
 #include <QQmlEngine>
 #include <QQmlExpression>
 #include <QRegularExpression>
+#include <QSignalSpy>
+#include <QTimer>
 
 #include <memory>
 #include <stdexcept>
@@ -149,6 +151,14 @@ private Q_SLOTS:
     void callsWithoutEngine();
     void interruptedEngineFailsTask();
     void settledAndResultlessFutures();
+
+    // Regressions (issues 11 and 14), each named after its case.
+    void regression11_2_executorWithOtherChildren();
+    void regression11_3_futureOfRunningTask();
+    void regression11_3_queuedJsTaskAfterExecutorGone();
+    void regression11_3_queuedCppTaskAfterExecutorGone();
+    void regression14_10_idleAfterJsTaskFutures();
+    void regression14_10_idleAfterCppTaskFutures();
 };
 
 void tst_Qml::moduleLoadsFromRootQmldirCopy()
@@ -161,16 +171,35 @@ void tst_Qml::moduleLoadsFromRootQmldirCopy()
     const QByteArray qmldir = root.readAll();
     QCOMPARE(copy.readAll(), qmldir);
     QVERIFY(qmldir.startsWith("module TaskPool\n"));
+    // Every file it names is where the build put the module: the plugin and the type information
+    // that qmltyperegistrar generated (what qmllint and qmlls read).
+    QStringList named;
+    for (const QByteArray& line : qmldir.split('\n')) {
+        const QList<QByteArray> words = line.simplified().split(' ');
+        if (words.size() >= 2 && words.at(words.size() - 2) == "plugin")
+            named << QStringLiteral("lib%1.so").arg(QString::fromUtf8(words.last()));
+        else if (words.size() == 2 && words.first() == "typeinfo")
+            named << QString::fromUtf8(words.last());
+    }
+    QCOMPARE(named.size(), 2);
+    for (const QString& file : std::as_const(named))
+        QVERIFY2(QFile::exists(importDir + QStringLiteral("/TaskPool/") + file), qPrintable(file));
+    QFile typeinfo(importDir + QStringLiteral("/TaskPool/") + named.last());
+    QVERIFY(typeinfo.open(QIODevice::ReadOnly));
+    const QByteArray types = typeinfo.readAll();
+    QVERIFY(types.contains("exports: [\"TaskPool/TaskPoolExecutor 1.0\"]"));
+    QVERIFY(types.contains("exports: [\"TaskPool/TaskFuture 1.0\"]"));
 
-    // Without the import path the module is not found (checked first: once loaded, its types stay
-    // registered in the process), so what follows really loads it from <build>/qml.
+    // A program that links TaskPool::Qml (as this test does) has the module without an import
+    // path: its types register when the library loads. Programs that do not link it load the
+    // plugin through the import path (the qml_module_* tests run qmltestrunner for that).
     {
         QQmlEngine bare;
         QQmlComponent component(&bare);
-        component.setData("import TaskPool\nTaskPoolExecutor {}", QUrl(QStringLiteral("bare.qml")));
-        QVERIFY(component.isError());
-        QVERIFY2(component.errorString().contains(QStringLiteral("module \"TaskPool\" is not installed")),
-                 qPrintable(component.errorString()));
+        component.setData("import TaskPool\nTaskPoolExecutor { maxWorkers: 2 }", QUrl(QStringLiteral("bare.qml")));
+        std::unique_ptr<QObject> object(component.create());
+        QVERIFY2(object, qPrintable(component.errorString()));
+        QCOMPARE(object->property("maxWorkers").toInt(), 2);
     }
 
     Qml qml;
@@ -188,8 +217,9 @@ void tst_Qml::moduleLoadsFromRootQmldirCopy()
 
 void tst_Qml::importThroughEnvironment()
 {
-    // What an application that did not build TaskPool does with a custom prefix: QML_IMPORT_PATH.
-    // A fresh process (this test in child mode), where nothing registered the module before.
+    // What an application does with a custom prefix: QML_IMPORT_PATH. A fresh process (this test
+    // in child mode), where nothing registered the module before; it links TaskPool::Qml, so it
+    // finds the module with and without the import path.
     auto child = [](const QString& importPath) {
         QProcess process;
         QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
@@ -206,9 +236,8 @@ void tst_Qml::importThroughEnvironment()
     };
     const auto [found, foundLog] = child(importDir);
     QVERIFY2(found == 0, qPrintable(foundLog));
-    const auto [missing, missingLog] = child({});
-    QCOMPARE(missing, 1);
-    QVERIFY2(missingLog.contains(QStringLiteral("module \"TaskPool\" is not installed")), qPrintable(missingLog));
+    const auto [linked, linkedLog] = child({});
+    QVERIFY2(linked == 0, qPrintable(linkedLog));
 }
 
 void tst_Qml::bindingsFollowTasks()
@@ -818,6 +847,190 @@ void tst_Qml::settledAndResultlessFutures()
     QTRY_COMPARE(resultless.status(), TaskFuture::Failed);
     QVERIFY(!resultless.result().isValid());
     QCOMPARE(resultless.error(), QStringLiteral("the future finished without a result"));
+}
+
+void tst_Qml::regression11_2_executorWithOtherChildren()
+{
+    // The executor has children of its own (a QTimer, a plain QObject) before and after the first
+    // TaskFuture: none of them may be taken for the TaskFuture's bookkeeping (that wrote into a
+    // QHash that was not there: a heap overflow under ASan, and the start was never seen).
+    TaskPool::TaskPoolExecutor pool(1);
+    auto* timer = new QTimer(&pool);
+    timer->setInterval(1234);
+    auto* other = new QObject(&pool);
+    other->setObjectName(QStringLiteral("other"));
+    Gate gate;
+    auto first = pool.submit(gated, &gate, 1);
+    auto second = pool.submit(gated, &gate, 2);
+    TaskFuture a(first, &pool);
+    auto* later = new QTimer(&pool);
+    TaskFuture b(second, &pool);
+    QCOMPARE(a.status(), TaskFuture::Pending);
+    QCOMPARE(b.status(), TaskFuture::Pending);
+    QTRY_COMPARE(a.status(), TaskFuture::Running);
+    QCOMPARE(b.status(), TaskFuture::Pending); // one worker: still queued
+    gate.open();
+    QTRY_COMPARE(b.status(), TaskFuture::Finished);
+    QCOMPARE(a.status(), TaskFuture::Finished);
+    QCOMPARE(a.result().toInt() + b.result().toInt(), 3);
+    // The other children are unharmed.
+    QCOMPARE(timer->interval(), 1234);
+    QCOMPARE(other->objectName(), QStringLiteral("other"));
+    later->setInterval(5);
+    QCOMPARE(later->interval(), 5);
+    // A property of the executor's own with the tracker's name is not taken for it either.
+    TaskPool::TaskPoolExecutor spoofed(1);
+    spoofed.setProperty("_q_taskpool_futureTracker", QVariant::fromValue<QObject*>(other));
+    Gate hold;
+    TaskFuture c(spoofed.submit(gated, &hold, 3), &spoofed);
+    QTRY_COMPARE(c.status(), TaskFuture::Running);
+    hold.open();
+    QTRY_COMPARE(c.status(), TaskFuture::Finished);
+    QCOMPARE(other->objectName(), QStringLiteral("other"));
+}
+
+void tst_Qml::regression11_3_futureOfRunningTask()
+{
+    // A TaskFuture made for a task that already runs is Running at once, not Pending until the
+    // task settles (the start it waited for had been signalled before it existed).
+    TaskPool::TaskPoolExecutor pool(1);
+    Gate gate;
+    auto running = pool.submit(gated, &gate, 1);
+    auto queued = pool.submit(gated, &gate, 2);
+    QTRY_COMPARE(pool.activeCount(), 1);
+    TaskFuture a(running, &pool); // the first TaskFuture of this executor
+    QCOMPARE(a.status(), TaskFuture::Running);
+    TaskFuture b(queued, &pool);
+    QCOMPARE(b.status(), TaskFuture::Pending);
+    TaskFuture again(running, &pool); // a second one for the same task
+    QCOMPARE(again.status(), TaskFuture::Running);
+    QSignalSpy started(&b, &TaskFuture::started);
+    gate.open();
+    QTRY_COMPARE(b.status(), TaskFuture::Finished);
+    QCOMPARE(started.size(), 1);
+    QCOMPARE(a.status(), TaskFuture::Finished);
+    QCOMPARE(again.result().toInt(), 1);
+
+    // Two TaskFutures of one queued task both see its start.
+    Gate hold;
+    auto third = pool.submit(gated, &hold, 3);
+    TaskFuture c1(third, &pool), c2(third, &pool);
+    QCOMPARE(c1.status(), TaskFuture::Pending);
+    QCOMPARE(c2.status(), TaskFuture::Pending);
+    QTRY_COMPARE(c1.status(), TaskFuture::Running);
+    QCOMPARE(c2.status(), TaskFuture::Running);
+    hold.open();
+    QTRY_COMPARE(c2.status(), TaskFuture::Finished);
+    QTRY_COMPARE(c1.status(), TaskFuture::Finished);
+}
+
+void tst_Qml::regression11_3_queuedJsTaskAfterExecutorGone()
+{
+    // A JavaScript task still queued when its QML executor is destroyed: Pending while it waits,
+    // Running once it starts (no executor is left to signal the start), then Finished.
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    auto* pool = qvariant_cast<TaskPool::QmlTaskPoolExecutor*>(qml.eval(QStringLiteral("pool")));
+    QVERIFY(pool);
+    qml.eval(QStringLiteral("pool.maxWorkers = 1; root.a = pool.submit(later, 'a'); root.b = pool.submit(later, 'b')"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('a')")).toBool());
+    delete pool;
+    QCOMPARE(qml.status(QStringLiteral("a")), int(TaskFuture::Running));
+    QCOMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Pending));
+    for (int turn = 0; turn < 5; ++turn) // a few turns of the event loop: b is still queued behind a
+        QCoreApplication::processEvents();
+    QCOMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Pending));
+    qml.eval(QStringLiteral("settle('a', true, 1)"));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('b')")).toBool());
+    QTRY_COMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Running));
+    qml.eval(QStringLiteral("settle('b', true, 2)"));
+    QTRY_COMPARE(qml.status(QStringLiteral("b")), int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("[a.result, b.result].join()")).toString(), QStringLiteral("1,2"));
+}
+
+void tst_Qml::regression11_3_queuedCppTaskAfterExecutorGone()
+{
+    // A C++ task still queued when its executor object is destroyed: nothing signals its start
+    // any more, so its TaskFuture leaves Pending (shows Running, as an untracked pool future does)
+    // rather than stay Pending while the task runs.
+    auto pool = std::make_unique<TaskPool::TaskPoolExecutor>(1);
+    Gate gate;
+    TaskFuture a(pool->submit(gated, &gate, 1), pool.get());
+    TaskFuture b(pool->submit(gated, &gate, 2), pool.get());
+    QTRY_COMPARE(a.status(), TaskFuture::Running);
+    QCOMPARE(b.status(), TaskFuture::Pending);
+    pool.reset();
+    QTRY_COMPARE(b.status(), TaskFuture::Running);
+    gate.open();
+    QTRY_COMPARE(b.status(), TaskFuture::Finished);
+    QCOMPARE(a.status(), TaskFuture::Finished);
+    QCOMPARE(b.result().toInt(), 2);
+}
+
+void tst_Qml::regression14_10_idleAfterJsTaskFutures()
+{
+    // In onIdle every TaskFuture of the executor has settled: status, result and error final.
+    Qml qml;
+    QVERIFY(qml.loadHarness());
+    qml.eval(QStringLiteral(
+        "root.events = []; root.fs = []; "
+        "pool.idle.connect(function () { events.push(fs.map(function (f) { return f.status + ':' + f.result "
+        "+ ':' + f.error }).join(' ')) }); "
+        "fs.push(pool.submit(function () { return 1 })); "
+        "fs.push(pool.submit(function () { return Promise.resolve(2) })); "
+        "fs.push(pool.submit(function () { throw new Error('no') })); "
+        "fs.push(pool.submit(later, 'x')); "
+        "fs.push(pool.submit(function () { return 5 }))"));
+    QVERIFY2(qml.error.isEmpty(), qPrintable(qml.error));
+    QTRY_VERIFY(qml.eval(QStringLiteral("has('x')")).toBool());
+    qml.eval(QStringLiteral("settle('x', true, 4)"));
+    QTRY_COMPARE(qml.eval(QStringLiteral("events.length")).toInt(), 1);
+    const QString f = QString::number(int(TaskFuture::Finished));
+    QCOMPARE(qml.eval(QStringLiteral("events[0]")).toString(),
+             QStringLiteral("%1:1: %1:2: %2:undefined:no %1:4: %1:5:").arg(f).arg(int(TaskFuture::Failed)));
+}
+
+void tst_Qml::regression14_10_idleAfterCppTaskFutures()
+{
+    // C++ jobs on a QML executor, reporting progress through their QPromise: when the executor
+    // signals idle (in C++ and in QML), their TaskFutures have settled with their final progress.
+    TaskPool::QmlTaskPoolExecutor pool;
+    pool.setMaxWorkers(2);
+    auto job = [](QPromise<int>& promise, int steps, bool fail) -> QCoro::Task<void> {
+        promise.setProgressRange(0, steps);
+        for (int step = 1; step <= steps; ++step) {
+            co_await TestUtil::sleep(1ms);
+            promise.setProgressValue(step);
+        }
+        if (fail)
+            throw std::runtime_error("job failed");
+        promise.addResult(steps);
+    };
+    std::vector<std::unique_ptr<TaskFuture>> futures;
+    for (int steps : { 3, 4, 2 })
+        futures.emplace_back(TaskPool::toTaskFuture(pool.executor()->submit(job, steps, false), pool.executor()));
+    futures.emplace_back(TaskPool::toTaskFuture(pool.executor()->submit(job, 4, true), pool.executor()));
+    Gate gate;
+    futures.emplace_back(TaskPool::toTaskFuture(pool.executor()->submit(gated, &gate, 9), pool.executor()));
+    auto snapshot = [&] {
+        QStringList seen;
+        for (const auto& f : futures)
+            seen << QStringLiteral("%1/%2/%3").arg(int(f->status())).arg(f->progress()).arg(f->result().toInt());
+        return seen.join(u' ');
+    };
+    QStringList atIdle, atQmlIdle;
+    connect(pool.executor(), &TaskPool::TaskPoolExecutor::idle, this, [&] { atIdle << snapshot(); });
+    connect(&pool, &TaskPool::QmlTaskPoolExecutor::idle, this, [&] { atQmlIdle << snapshot(); });
+    QTRY_COMPARE(futures[3]->status(), TaskFuture::Failed);
+    QTRY_COMPARE(pool.activeCount(), 1); // only the gated one is left
+    QVERIFY(atIdle.isEmpty());
+    gate.open();
+    QTRY_COMPARE(atQmlIdle.size(), 1);
+    const QString f = QString::number(int(TaskFuture::Finished));
+    const QString expected = QStringLiteral("%1/1/3 %1/1/4 %1/1/2 %2/1/0 %1/1/9").arg(f).arg(int(TaskFuture::Failed));
+    QCOMPARE(atQmlIdle.first(), expected);
+    QCOMPARE(atIdle, QStringList { expected });
 }
 
 // Child mode of importThroughEnvironment: import TaskPool with only the environment's import path.

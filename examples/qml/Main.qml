@@ -15,6 +15,9 @@ ApplicationWindow {
     visible: true
     title: "TaskPool: QML jobs"
 
+    // The C++ side (JobBackend): jobs, reports, screenshot and exit; set by main.cpp.
+    required property var backend
+
     TaskPoolExecutor {
         id: pool
         maxWorkers: 3
@@ -110,7 +113,7 @@ ApplicationWindow {
                 const steps = 10 + (i * 7) % 15;
                 list.push({
                     name: "C++ job " + (i + 1), kind: "C++", steps: steps, fails: false,
-                    future: backend.startJob(pool, steps, stepMs)
+                    future: window.backend.startJob(pool, steps, stepMs)
                 });
             }
         }
@@ -226,7 +229,7 @@ ApplicationWindow {
                     Button {
                         text: "Cancel"
                         enabled: !row.future.done
-                        onClicked: window.cancelJob(row.index)
+                        onClicked: row.future.cancel()
                     }
                 }
             }
@@ -276,7 +279,7 @@ ApplicationWindow {
                 window.cancelJob(window.jobs.length - 1);
             }
             if (phase === 1 && window.settled === 4)
-                backend.screenshot(window);
+                window.backend.screenshot(window);
             if (phase === 2 && !cancelled && count(TaskFuture.Finished) >= 4) {
                 cancelled = true;
                 cancelAllButton.clicked();
@@ -300,7 +303,7 @@ ApplicationWindow {
                 }
             });
             expect(window.peakActive === 3, "batch 1: peak active " + window.peakActive + ", expected 3");
-            backend.report("batch 1: " + count(TaskFuture.Finished) + " finished, " + count(TaskFuture.Failed)
+            window.backend.report("batch 1: " + count(TaskFuture.Finished) + " finished, " + count(TaskFuture.Failed)
                            + " failed, " + count(TaskFuture.Canceled) + " cancelled; peak active "
                            + window.peakActive + " of 3 workers");
         }
@@ -312,7 +315,7 @@ ApplicationWindow {
             expect(finished >= 4 && cancelledJobs >= 10,
                    "batch 2: " + finished + " finished, " + cancelledJobs + " cancelled");
             expect(window.peakActive <= 5, "batch 2: peak active " + window.peakActive + " > 5");
-            backend.report("batch 2: " + finished + " finished, " + failed.length + " failed, " + cancelledJobs
+            window.backend.report("batch 2: " + finished + " finished, " + failed.length + " failed, " + cancelledJobs
                            + " cancelled; peak active " + window.peakActive + " of 5 workers");
         }
         function onBatch() {
@@ -338,27 +341,27 @@ ApplicationWindow {
             phase = 4;
             expect(pool.activeCount === 0 && pool.pendingCount === 0, "the pool is not idle");
             expect(startButton.enabled && !cancelAllButton.enabled, "the buttons did not come back");
-            problems.forEach(function (problem) { backend.report("FAILED: " + problem); });
-            backend.report(problems.length === 0 ? "auto-quit: OK" : "auto-quit: FAILED");
-            backend.finish(problems.length === 0 ? 0 : 1);
+            problems.forEach(function (problem) { window.backend.report("FAILED: " + problem); });
+            window.backend.report(problems.length === 0 ? "auto-quit: OK" : "auto-quit: FAILED");
+            window.backend.finish(problems.length === 0 ? 0 : 1);
         }
     }
     Connections {
         target: window
-        enabled: backend.autoQuit
+        enabled: window.backend.autoQuit
         function onJobSettled(index) { autoRun.onSettled(index) }
         function onBatchFinished() { autoRun.onBatch() }
     }
     Connections {
         target: pool
-        enabled: backend.autoQuit
+        enabled: window.backend.autoQuit
         function onIdle() {
             if (autoRun.phase === 3)
                 autoRun.end();
         }
     }
     Component.onCompleted: {
-        if (backend.autoQuit)
+        if (window.backend.autoQuit)
             Qt.callLater(autoRun.begin);
     }
 }

@@ -10,7 +10,6 @@
 #include <QCommandLineParser>
 #include <QGuiApplication>
 #include <QQmlApplicationEngine>
-#include <QQmlContext>
 #include <QQuickWindow>
 #include <QTimer>
 
@@ -44,7 +43,7 @@ int main(int argc, char* argv[])
     QQmlApplicationEngine engine;
     // The TaskPool module as built in this build tree (an installed one is found on its own).
     engine.addImportPath(QStringLiteral(TASKPOOL_QML_IMPORT_DIR));
-    engine.rootContext()->setContextProperty(QStringLiteral("backend"), &backend);
+    engine.setInitialProperties({ { QStringLiteral("backend"), QVariant::fromValue(&backend) } });
     QObject::connect(
         &engine, &QQmlApplicationEngine::objectCreationFailed, &app, [] { QCoreApplication::exit(2); },
         Qt::QueuedConnection);

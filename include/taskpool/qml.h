@@ -13,6 +13,7 @@
 #include <QObject>
 #include <QPointer>
 #include <QVariant>
+#include <QtQml/qqmlregistration.h>
 
 #include <functional>
 #include <memory>
@@ -23,7 +24,7 @@ template <typename T> class QFutureWatcher;
 namespace TaskPool {
 
 namespace detail {
-    class StartTracker;
+    class TaskFutureTracker;
 }
 
 //! A future as QML sees it: live status, result, error and progress of any QFuture.
@@ -53,6 +54,8 @@ namespace detail {
  */
 class TASKPOOL_QML_EXPORT TaskFuture : public QObject {
     Q_OBJECT
+    QML_ELEMENT
+    QML_UNCREATABLE("TaskFuture objects come from TaskPoolExecutor.submit() or from C++ (TaskPool::toTaskFuture)")
     Q_PROPERTY(Status status READ status NOTIFY statusChanged)
     //! True once the status is Finished, Failed or Canceled.
     Q_PROPERTY(bool done READ isDone NOTIFY statusChanged)
@@ -88,15 +91,22 @@ public:
             return true;
         });
     }
-    //! Follows a pool future. A pool future counts as started from its submission on, so only with
-    //! its \a executor can the TaskFuture tell Pending (queued) from Running (it listens to
-    //! TaskPoolExecutor::taskStarted); without it, the status is Running until the task settles.
+    //! Follows a pool future, with the \a executor it was submitted to.
+    /*!
+     * A pool future counts as started from its submission on, so only with its executor can the
+     * TaskFuture tell Pending (queued) from Running: it asks the executor whether the task still
+     * waits, then listens to TaskPoolExecutor::taskStarted. With its executor it also settles when
+     * the executor signals the task's end, before the executor's idle(). Without an executor (or
+     * when made outside the executor's thread), a queued task shows as Running. Once the executor
+     * object is destroyed, nothing signals a queued C++ task's start any more: its TaskFuture then
+     * shows Running too (a JavaScript task of the QML executor still reports its own start).
+     */
     template <typename T>
     explicit TaskFuture(const Future<T>& future, TaskPoolExecutor* executor = nullptr) : TaskFuture(QFuture<T>(future))
     {
         m_cancel = [f = future]() mutable { return f.cancel(); };
         if (executor && future.taskId() != 0)
-            trackStart(executor, future.taskId());
+            track(executor, future.taskId());
     }
     ~TaskFuture() override;
 
@@ -145,10 +155,12 @@ protected:
     void connectNotify(const QMetaMethod& signal) override;
 
 private:
-    friend class detail::StartTracker;
+    friend class detail::TaskFutureTracker;
     void init(QFuture<void> future, std::function<QVariant()> read, std::function<bool()> cancel);
-    void trackStart(TaskPoolExecutor* executor, quint64 taskId);
+    void track(TaskPoolExecutor* executor, quint64 taskId);
     void markStarted();
+    void executorGone();
+    void untrack();
     void update();
     void keepAlive();
     QJSValue reason(QJSEngine* engine) const;
@@ -158,10 +170,10 @@ private:
     std::function<bool()> m_cancel;
     QFutureWatcher<void>* m_watcher = nullptr;
     Status m_status = Pending;
-    bool m_tracksStart = false; // Running only once the executor said the task started
-    bool m_startSeen = false;
+    bool m_waitsForStart = false; // queued: Running only once the start was seen
+    bool m_selfStart = false; // the task reports its start itself (a JavaScript task)
     quint64 m_taskId = 0;
-    QPointer<detail::StartTracker> m_tracker;
+    QPointer<detail::TaskFutureTracker> m_tracker;
     QVariant m_result;
     QString m_error;
     std::exception_ptr m_failure;
@@ -177,9 +189,10 @@ private:
 /*!
  * For a C++ backend's Q_INVOKABLE: `return TaskPool::toTaskFuture(m_pool.submit(job), &m_pool);`.
  * The result is converted with QVariant::fromValue, and the TaskFuture follows the status and the
- * progress the task reports through its QPromise. Pass the future's \a executor so that a queued
- * task shows as Pending (see TaskFuture's constructor). Ownership passes to the engine the object is
- * returned to (see TaskFuture).
+ * progress the task reports through its QPromise. Pass the future's \a executor (from its thread)
+ * so that a queued task shows as Pending and the TaskFuture settles before the executor's idle()
+ * (see TaskFuture's constructor). Ownership passes to the engine the object is returned to (see
+ * TaskFuture).
  */
 template <typename T> TaskFuture* toTaskFuture(const Future<T>& future, TaskPoolExecutor* executor = nullptr)
 {
@@ -209,6 +222,7 @@ template <typename T> TaskFuture* toTaskFuture(const QFuture<T>& future)
  */
 class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_OBJECT
+    QML_NAMED_ELEMENT(TaskPoolExecutor)
     Q_PROPERTY(int maxWorkers READ maxWorkers WRITE setMaxWorkers NOTIFY maxWorkersChanged)
     Q_PROPERTY(QString taskNamePrefix READ taskNamePrefix WRITE setTaskNamePrefix NOTIFY taskNamePrefixChanged)
     Q_PROPERTY(int activeCount READ activeCount NOTIFY activeCountChanged)
@@ -269,7 +283,9 @@ Q_SIGNALS:
     void pendingCountChanged(int pendingCount);
     void workerCountChanged(int workerCount);
     void isShutdownChanged(bool isShutdown);
-    //! No task runs and none is queued any more.
+    //! No task runs and none is queued any more. Every TaskFuture of this executor's tasks that
+    //! was made with it (all of submit()'s, and toTaskFuture(future, executor())'s) has settled by
+    //! then: its status, result, error and progress are final, and its finished() came first.
     void idle();
 
 private:

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "jstask_p.h"
+#include "taskfuturetracker_p.h"
 
 #include <taskpool/qml.h>
 
@@ -13,11 +14,18 @@ namespace TaskPool {
 
 namespace {
 
+    // The TaskFuture of a JavaScript task, once submit() made it (null once collected).
+    using StartNotice = std::shared_ptr<QPointer<TaskFuture>>;
+
     // Runs a JavaScript task inside a worker. It first yields to the event loop, so that the function
-    // never runs inside submit() itself, then awaits what the function's outcome settles.
-    QCoro::Task<QVariant> runJs(QPointer<QJSEngine> engine, QJSValue fn, QJSValueList args)
+    // never runs inside submit() itself, then awaits what the function's outcome settles. It tells
+    // its TaskFuture that it started, which the executor can no longer do once it is destroyed.
+    QCoro::Task<QVariant> runJs(QPointer<QJSEngine> engine, QJSValue fn, QJSValueList args, StartNotice notice)
     {
         co_await detail::Yield {};
+        if (TaskFuture* future = *notice)
+            detail::TaskFutureTracker::started(future);
+        notice.reset();
         if (!engine)
             throw CancelledError(); // the engine went away while the task was queued
         auto* helpers = detail::JsHelpers::of(engine);
@@ -68,6 +76,8 @@ QmlTaskPoolExecutor::QmlTaskPoolExecutor(QObject* parent) :
     connect(e, &TaskPoolExecutor::pendingCountChanged, this, &QmlTaskPoolExecutor::pendingCountChanged);
     connect(e, &TaskPoolExecutor::workerCountChanged, this, &QmlTaskPoolExecutor::workerCountChanged);
     connect(e, &TaskPoolExecutor::isShutdownChanged, this, &QmlTaskPoolExecutor::isShutdownChanged);
+    // Every TaskFuture made with this executor settles on its task's terminal signal (through its
+    // detail::TaskFutureTracker), which the executor emits before idle.
     connect(e, &TaskPoolExecutor::idle, this, &QmlTaskPoolExecutor::idle);
 }
 
@@ -143,7 +153,12 @@ TaskFuture* QmlTaskPoolExecutor::submitList(const QJSValue& fn, const QJSValueLi
         return nullptr;
     }
     try {
-        return toTaskFuture(m_executor->submit(&runJs, QPointer<QJSEngine>(engine), fn, args), m_executor.get());
+        auto notice = std::make_shared<QPointer<TaskFuture>>();
+        TaskFuture* future
+            = toTaskFuture(m_executor->submit(&runJs, QPointer<QJSEngine>(engine), fn, args, notice), m_executor.get());
+        detail::TaskFutureTracker::startsItself(future);
+        *notice = future;
+        return future;
     } catch (const std::exception& e) {
         engine->throwError(QStringLiteral("TaskPoolExecutor.submit: ") + QString::fromUtf8(e.what()));
         return nullptr;

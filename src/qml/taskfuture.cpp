@@ -1,65 +1,119 @@
 // SPDX-License-Identifier: MIT
+#include "../executorcore_p.h"
 #include "jstask_p.h"
+#include "taskfuturetracker_p.h"
 
 #include <taskpool/qml.h>
 
 #include <QFutureWatcher>
-#include <QHash>
 #include <QMetaMethod>
+#include <QThread>
 
 namespace TaskPool {
 
 namespace detail {
 
-    //! One per executor (its child): routes TaskPoolExecutor::taskStarted to the TaskFuture of that
-    //! task, so that a start costs a hash lookup, not a signal to every TaskFuture.
-    class StartTracker : public QObject {
-    public:
-        static StartTracker* of(TaskPoolExecutor* executor)
-        {
-            auto* tracker = executor->findChild<StartTracker*>(QString(), Qt::FindDirectChildrenOnly);
-            return tracker ? tracker : new StartTracker(executor);
-        }
-        void add(quint64 taskId, TaskFuture* future) { m_futures.insert(taskId, future); }
-        void remove(quint64 taskId) { m_futures.remove(taskId); }
+    namespace {
+        constexpr auto trackerProperty = "_q_taskpool_futureTracker";
+    }
 
-    private:
-        explicit StartTracker(TaskPoolExecutor* executor) : QObject(executor)
-        {
-            connect(executor, &TaskPoolExecutor::taskStarted, this, [this](quint64 taskId) {
-                if (TaskFuture* future = m_futures.take(taskId))
+    TaskFutureTracker* TaskFutureTracker::find(TaskPoolExecutor* executor)
+    {
+        // By name, then checked: anything else stored there (or any other child) is not taken for it.
+        auto* tracker = qobject_cast<TaskFutureTracker*>(executor->property(trackerProperty).value<QObject*>());
+        return tracker && tracker->parent() == executor ? tracker : nullptr;
+    }
+
+    TaskFutureTracker* TaskFutureTracker::of(TaskPoolExecutor* executor)
+    {
+        if (TaskFutureTracker* tracker = find(executor))
+            return tracker;
+        auto* tracker = new TaskFutureTracker(executor);
+        executor->setProperty(trackerProperty, QVariant::fromValue<QObject*>(tracker));
+        return tracker;
+    }
+
+    TaskFutureTracker::TaskFutureTracker(TaskPoolExecutor* executor) : QObject(executor)
+    {
+        // Each handler takes what it needs first and never touches `this` after calling out: a
+        // TaskFuture's signal may delete other TaskFutures, or the executor (and so this tracker).
+        connect(executor, &TaskPoolExecutor::taskStarted, this, [this](quint64 taskId) {
+            for (const QPointer<TaskFuture>& future : futuresOf(taskId)) {
+                if (future)
                     future->markStarted();
-            });
-        }
-        QHash<quint64, TaskFuture*> m_futures; // a TaskFuture removes itself when it settles or dies
-    };
+            }
+        });
+        auto settled = [this](quint64 taskId) {
+            const auto futures = futuresOf(taskId);
+            m_futures.remove(taskId);
+            for (const QPointer<TaskFuture>& future : futures) {
+                if (future)
+                    future->update();
+            }
+        };
+        connect(executor, &TaskPoolExecutor::taskFinished, this, settled);
+        connect(executor, &TaskPoolExecutor::taskFailed, this, settled);
+        connect(executor, &TaskPoolExecutor::taskCanceled, this, settled);
+    }
+
+    TaskFutureTracker::~TaskFutureTracker()
+    {
+        // The executor object is gone: nothing signals a start or an end any more.
+        for (TaskFuture* future : std::as_const(m_futures))
+            future->executorGone();
+    }
+
+    QList<QPointer<TaskFuture>> TaskFutureTracker::futuresOf(quint64 taskId) const
+    {
+        QList<QPointer<TaskFuture>> futures;
+        for (auto it = m_futures.constFind(taskId); it != m_futures.cend() && it.key() == taskId; ++it)
+            futures.append(it.value());
+        return futures;
+    }
 
 } // namespace detail
 
 TaskFuture::~TaskFuture()
 {
-    if (m_tracksStart && !m_startSeen && m_tracker)
-        m_tracker->remove(m_taskId);
+    untrack();
 }
 
-void TaskFuture::trackStart(TaskPoolExecutor* executor, quint64 taskId)
+void TaskFuture::track(TaskPoolExecutor* executor, quint64 taskId)
 {
-    if (isDone())
+    // The executor's bookkeeping belongs to its thread: elsewhere the TaskFuture follows its
+    // QFuture only.
+    if (isDone() || executor->thread() != QThread::currentThread())
         return;
-    m_tracksStart = true;
     m_taskId = taskId;
-    m_tracker = detail::StartTracker::of(executor);
+    m_tracker = detail::TaskFutureTracker::of(executor);
     m_tracker->add(taskId, this);
-    // The executor starts a task from its event loop, never inside submit(), so no start was missed.
-    if (m_status == Running) {
-        m_status = Pending;
-    }
+    // Not settled and not waiting: the task runs already (its taskStarted came before this).
+    m_waitsForStart = detail::ExecutorCore::of(executor)->isWaiting(taskId);
+    if (m_waitsForStart && m_status == Running)
+        m_status = Pending; // nothing is connected yet: no signal to emit
+}
+
+void TaskFuture::untrack()
+{
+    if (m_tracker)
+        m_tracker->remove(m_taskId, this);
+    m_tracker = nullptr;
 }
 
 void TaskFuture::markStarted()
 {
-    m_startSeen = true;
+    m_waitsForStart = false;
     update();
+}
+
+void TaskFuture::executorGone()
+{
+    m_tracker = nullptr; // it is being destroyed
+    if (m_selfStart)
+        return; // the task itself will say when it starts
+    m_waitsForStart = false;
+    // Not from inside the executor's destructor: the status changes from the event loop.
+    QMetaObject::invokeMethod(this, &TaskFuture::update, Qt::QueuedConnection);
 }
 
 void TaskFuture::init(QFuture<void> future, std::function<QVariant()> read, std::function<bool()> cancel)
@@ -108,7 +162,7 @@ void TaskFuture::update()
         status = Canceled;
     else if (m_future.isFinished())
         status = detail::hasException(m_future) ? Failed : Finished;
-    else if (m_future.isStarted() && (!m_tracksStart || m_startSeen))
+    else if (m_future.isStarted() && !m_waitsForStart)
         status = Running;
 
     bool resultSet = false, errorSet = false;
@@ -152,9 +206,8 @@ void TaskFuture::update()
         m_watcher = nullptr;
     }
     m_cancel = nullptr; // nothing left to cancel; drops the future's reference to its job
-    if (m_tracksStart && !m_startSeen && m_tracker)
-        m_tracker->remove(m_taskId);
-    m_tracksStart = false;
+    untrack();
+    m_waitsForStart = false;
     if (status == Failed)
         Q_EMIT failed(m_error);
     else if (status == Canceled)
