@@ -144,7 +144,7 @@ ApplicationWindow {
         case TaskFuture.Running: return "running";
         case TaskFuture.Finished: return "finished";
         case TaskFuture.Failed: return "failed";
-        case TaskFuture.Canceled: return "cancelled";
+        case TaskFuture.Cancelled: return "cancelled";
         }
         return "?";
     }
@@ -289,7 +289,7 @@ ApplicationWindow {
             window.jobs.forEach(function (job, i) {
                 const status = job.future.status;
                 if (i === window.jobs.length - 1) {
-                    expect(status === TaskFuture.Canceled, job.name + ": " + window.statusName(status) + ", not cancelled");
+                    expect(status === TaskFuture.Cancelled, job.name + ": " + window.statusName(status) + ", not cancelled");
                 } else if (job.fails) {
                     expect(status === TaskFuture.Failed && job.future.error.indexOf("on purpose") >= 0,
                            job.name + ": " + window.statusName(status) + " '" + job.future.error + "', not failed");
@@ -304,11 +304,11 @@ ApplicationWindow {
             });
             expect(window.peakActive === 3, "batch 1: peak active " + window.peakActive + ", expected 3");
             window.backend.report("batch 1: " + count(TaskFuture.Finished) + " finished, " + count(TaskFuture.Failed)
-                           + " failed, " + count(TaskFuture.Canceled) + " cancelled; peak active "
+                           + " failed, " + count(TaskFuture.Cancelled) + " cancelled; peak active "
                            + window.peakActive + " of 3 workers");
         }
         function checkBatch2() {
-            const finished = count(TaskFuture.Finished), cancelledJobs = count(TaskFuture.Canceled);
+            const finished = count(TaskFuture.Finished), cancelledJobs = count(TaskFuture.Cancelled);
             const failed = window.jobs.filter(function (job) { return job.future.status === TaskFuture.Failed; });
             expect(failed.every(function (job) { return job.fails; }), "batch 2: a job failed unexpectedly");
             expect(finished + cancelledJobs + failed.length === window.jobs.length, "batch 2: a job did not settle");

@@ -33,9 +33,10 @@ namespace detail {
  * `Future<T>`/`QFuture<T>`; the result is converted with `QVariant::fromValue`. It follows its
  * QFuture through a QFutureWatcher, so it lives in (and signals in) the thread it was made in.
  *
- * `status` moves Pending -> Running -> one of Finished, Failed, Canceled (a task cancelled before
- * it started goes straight from Pending to Canceled). When it settles, `result`/`error`/
- * `progress` are updated first, then `statusChanged`, then `failed(error)` or `canceled()`, and
+ * `status` moves Pending -> Running -> one of Finished, Failed, Cancelled (a task cancelled before
+ * it started goes straight from Pending to Cancelled). When it settles, `result`/`error`/
+ * `progress` are updated first, then `statusChanged`, then `failed(error)` or `cancelled()` (and
+ * its former spelling `canceled()`), and
  * last `finished()`, which is emitted for every outcome (as QFutureWatcher::finished is).
  *
  * `progress` is a fraction in 0..1: `(progressValue - progressMinimum) / (progressMaximum -
@@ -57,7 +58,7 @@ class TASKPOOL_QML_EXPORT TaskFuture : public QObject {
     QML_ELEMENT
     QML_UNCREATABLE("TaskFuture objects come from TaskPoolExecutor.submit() or from C++ (TaskPool::toTaskFuture)")
     Q_PROPERTY(Status status READ status NOTIFY statusChanged)
-    //! True once the status is Finished, Failed or Canceled.
+    //! True once the status is Finished, Failed or Cancelled.
     Q_PROPERTY(bool done READ isDone NOTIFY statusChanged)
     Q_PROPERTY(QVariant result READ result NOTIFY resultChanged)
     Q_PROPERTY(QString error READ error NOTIFY errorChanged)
@@ -68,7 +69,8 @@ class TASKPOOL_QML_EXPORT TaskFuture : public QObject {
     Q_PROPERTY(QString progressText READ progressText NOTIFY progressChanged)
 
 public:
-    enum Status { Pending, Running, Finished, Failed, Canceled };
+    //! `Canceled` is the former spelling of `Cancelled` (the same value); see the README's naming rule.
+    enum Status { Pending, Running, Finished, Failed, Cancelled, Canceled = Cancelled };
     Q_ENUM(Status)
 
     //! Follows \a future (a pool Future<T> is cancelled "at once" by cancel()).
@@ -123,7 +125,7 @@ public:
     QString progressText() const { return m_progressText; }
 
     //! Cancels the task; false when it had already settled. A pool future is cancelled at once (the
-    //! status is Canceled when this returns); see Future::cancel().
+    //! status is Cancelled when this returns); see Future::cancel().
     Q_INVOKABLE bool cancel();
 
     //! Calls `onResult(result)` when the future finishes, or `onError(error)` when it fails or is
@@ -147,6 +149,8 @@ Q_SIGNALS:
     //! The task failed with the message \a error.
     void failed(const QString& error);
     //! The task was cancelled.
+    void cancelled();
+    //! cancelled() under its former spelling, emitted with it.
     void canceled();
     //! The future settled, whatever the outcome; emitted last.
     void finished();
@@ -218,7 +222,7 @@ template <typename T> TaskFuture* toTaskFuture(const QFuture<T>& future)
  * Up to 8 arguments may follow `fn`; for more, pass an array.
  *
  * Destroying it shuts its executor down without waiting: queued and running tasks go on while the
- * engine lives; tasks whose engine is destroyed before they start end Canceled.
+ * engine lives; tasks whose engine is destroyed before they start end Cancelled.
  */
 class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_OBJECT

@@ -53,7 +53,7 @@ namespace detail {
         };
         connect(executor, &TaskPoolExecutor::taskFinished, this, settled);
         connect(executor, &TaskPoolExecutor::taskFailed, this, settled);
-        connect(executor, &TaskPoolExecutor::taskCanceled, this, settled);
+        connect(executor, &TaskPoolExecutor::taskCancelled, this, settled);
     }
 
     TaskFutureTracker::~TaskFutureTracker()
@@ -159,7 +159,7 @@ void TaskFuture::update()
 
     Status status = Pending;
     if (detail::isCancelled(m_future))
-        status = Canceled;
+        status = Cancelled;
     else if (m_future.isFinished())
         status = detail::hasException(m_future) ? Failed : Finished;
     else if (m_future.isStarted() && !m_waitsForStart)
@@ -210,8 +210,10 @@ void TaskFuture::update()
     m_waitsForStart = false;
     if (status == Failed)
         Q_EMIT failed(m_error);
-    else if (status == Canceled)
+    else if (status == Cancelled) {
+        Q_EMIT cancelled();
         Q_EMIT canceled();
+    }
     Q_EMIT finished();
 
     if (!m_deferred.isEmpty()) {
@@ -228,7 +230,7 @@ void TaskFuture::update()
 
 QJSValue TaskFuture::reason(QJSEngine* engine) const
 {
-    if (m_status == Canceled)
+    if (m_status == Cancelled)
         return detail::JsHelpers::of(engine)->cancelledError.call({ QString::fromUtf8(CancelledError().what()) });
     try {
         std::rethrow_exception(m_failure);
