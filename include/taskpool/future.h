@@ -68,6 +68,7 @@ namespace detail {
  */
 template <typename T> class Future : public QFuture<T> {
 public:
+    //! The result type, as QFuture<T>'s.
     using value_type = T;
 
     //! An invalid future (as QFuture()).
