@@ -15,8 +15,11 @@ namespace TaskPool {
 class CancelledError : public QException {
 public:
     CancelledError() = default;
+    //! "the future was cancelled".
     const char* what() const noexcept override { return "the future was cancelled"; }
+    //! Throws a copy (QException's way of carrying it across threads).
     void raise() const override { throw *this; }
+    //! A heap copy (for QException).
     CancelledError* clone() const override { return new CancelledError(*this); }
 };
 
@@ -30,6 +33,7 @@ public:
 class TimeoutError : public std::runtime_error {
 public:
     TimeoutError() : std::runtime_error("timed out waiting for futures") { }
+    //! With a message of the caller's.
     explicit TimeoutError(const std::string& message) : std::runtime_error(message) { }
 };
 

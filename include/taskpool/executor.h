@@ -65,17 +65,24 @@ public:
     //! Shuts down without waiting: the work goes on while the event loop runs.
     ~TaskPoolExecutor() override;
 
+    //! How many tasks may run at once.
     int maxWorkers() const;
     //! Raises or lowers the bound; surplus workers leave once their task ends.
     /*! \throws std::invalid_argument when \a maxWorkers <= 0. */
     void setMaxWorkers(int maxWorkers);
     //! Workers are named `<prefix>_<index>`; the default prefix is `TaskPoolExecutor-<n>`.
     QString taskNamePrefix() const;
+    //! Sets the prefix of the names of workers created from now on.
     void setTaskNamePrefix(const QString& prefix);
+    //! How many tasks are running.
     int activeCount() const;
+    //! How many tasks are queued, waiting for a free worker.
     int pendingCount() const;
+    //! How many workers exist (running a task or idle).
     int workerCount() const;
+    //! The names of the existing workers.
     QStringList workerNames() const;
+    //! Whether shutdown() was called.
     bool isShutdown() const;
 
     //! The name of the worker running the calling task, during the task's synchronous start
@@ -182,17 +189,25 @@ public:
     QCoro::Task<void> shutdown(ShutdownOptions options = {});
 
 Q_SIGNALS:
+    //! The maxWorkers property changed.
     void maxWorkersChanged(int maxWorkers);
+    //! The taskNamePrefix property changed.
     void taskNamePrefixChanged(const QString& prefix);
+    //! The number of running tasks changed.
     void activeCountChanged(int activeCount);
+    //! The number of queued tasks changed.
     void pendingCountChanged(int pendingCount);
+    //! The number of workers changed (and with it workerNames).
     void workerCountChanged(int workerCount);
+    //! shutdown() was called.
     void isShutdownChanged(bool isShutdown);
     //! A task (identified by Future::taskId()) started in the named worker.
     void taskStarted(quint64 taskId, const QString& workerName);
     //! Exactly one of the next three is emitted per task, when its future settles.
     void taskFinished(quint64 taskId);
+    //! The task failed; \a message describes its exception.
     void taskFailed(quint64 taskId, const QString& message);
+    //! The task was cancelled, or threw CancelledError.
     void taskCancelled(quint64 taskId);
     //! taskCancelled() under its former spelling, emitted with it; prefer taskCancelled().
     void taskCanceled(quint64 taskId);
@@ -200,7 +215,9 @@ Q_SIGNALS:
     void idle();
 
 protected:
+    //! Counts the listeners of the per-task signals, which are only emitted when there are any.
     void connectNotify(const QMetaMethod& signal) override;
+    //! \copydoc connectNotify()
     void disconnectNotify(const QMetaMethod& signal) override;
 
 private:
@@ -221,6 +238,7 @@ private:
     std::shared_ptr<detail::ExecutorCore> d;
 };
 
+//! \cond internal
 template <typename Fn, typename... Views> bool detail::MapState<Fn, Views...>::isOpen(TaskPoolExecutor* executor)
 {
     return executor && !executor->isShutdown();
@@ -231,5 +249,6 @@ void detail::MapState<Fn, Views...>::enqueue(TaskPoolExecutor* executor, Job* jo
 {
     executor->enqueue(job);
 }
+//! \endcond
 
 } // namespace TaskPool

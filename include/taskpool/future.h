@@ -108,6 +108,7 @@ template <typename T> class Future : public QFuture<T> {
     static_assert(detail::readableResult<T>, TASKPOOL_READABLE_RESULT_MESSAGE);
 
 public:
+    //! The result type, as QFuture<T>'s.
     using value_type = T;
 
     //! An invalid future (as QFuture()).

@@ -112,16 +112,23 @@ public:
     }
     ~TaskFuture() override;
 
+    //! Where the task is: Pending, Running, then one of Finished, Failed, Canceled.
     Status status() const { return m_status; }
+    //! Whether the status is final (Finished, Failed or Canceled).
     bool isDone() const { return m_status >= Finished; }
     //! The result once Finished; invalid (undefined in QML) otherwise.
     QVariant result() const { return m_result; }
     //! The failure's message once Failed; empty otherwise.
     QString error() const { return m_error; }
+    //! The progress, 0..1 over the task's QPromise progress range (0 when it reports none).
     qreal progress() const;
+    //! The task's QPromise progress value.
     int progressValue() const { return m_progressValue; }
+    //! The minimum of the task's QPromise progress range.
     int progressMinimum() const { return m_progressMinimum; }
+    //! The maximum of the task's QPromise progress range.
     int progressMaximum() const { return m_progressMaximum; }
+    //! The task's QPromise progress text.
     QString progressText() const { return m_progressText; }
 
     //! Cancels the task; false when it had already settled. A pool future is cancelled at once (the
@@ -140,9 +147,13 @@ public:
     Q_INVOKABLE QJSValue then(const QJSValue& onResult = QJSValue(), const QJSValue& onError = QJSValue());
 
 Q_SIGNALS:
+    //! The status property changed.
     void statusChanged();
+    //! The result property changed.
     void resultChanged();
+    //! The error property changed.
     void errorChanged();
+    //! One of the progress properties changed.
     void progressChanged();
     //! The task started running.
     void started();
@@ -156,6 +167,7 @@ Q_SIGNALS:
     void finished();
 
 protected:
+    //! Follows the future once something listens to it.
     void connectNotify(const QMetaMethod& signal) override;
 
 private:
@@ -204,7 +216,8 @@ template <typename T> TaskFuture* toTaskFuture(const Future<T>& future, TaskPool
     QJSEngine::setObjectOwnership(taskFuture, QJSEngine::JavaScriptOwnership);
     return taskFuture;
 }
-//! \overload For any QFuture (cancel() then goes through QFuture::cancel()).
+//! \overload
+//! For any QFuture (cancel() then goes through QFuture::cancel()).
 template <typename T> TaskFuture* toTaskFuture(const QFuture<T>& future)
 {
     auto* taskFuture = new TaskFuture(future);
@@ -236,36 +249,55 @@ class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_PROPERTY(bool isShutdown READ isShutdown NOTIFY isShutdownChanged)
 
 public:
+    //! An executor with QThread::idealThreadCount() workers at most, as TaskPoolExecutor.
     explicit QmlTaskPoolExecutor(QObject* parent = nullptr);
     ~QmlTaskPoolExecutor() override;
 
     //! The C++ executor, e.g. to share it with a C++ backend.
     TaskPoolExecutor* executor() const { return m_executor.get(); }
 
+    //! How many tasks may run at once.
     int maxWorkers() const;
     //! Values <= 0 are refused with a QML warning (the bound is unchanged).
     void setMaxWorkers(int maxWorkers);
+    //! The prefix of the workers' names (see TaskPoolExecutor::taskNamePrefix()).
     QString taskNamePrefix() const;
+    //! Sets the prefix of the names of workers created from now on.
     void setTaskNamePrefix(const QString& prefix);
+    //! How many tasks are running.
     int activeCount() const;
+    //! How many tasks are queued, waiting for a free worker.
     int pendingCount() const;
+    //! How many workers exist (running a task or idle).
     int workerCount() const;
+    //! The names of the existing workers.
     QStringList workerNames() const;
+    //! Whether shutdown() was called.
     bool isShutdown() const;
 
+    //! Without a function: throws a JavaScript error (submit needs a function).
     Q_INVOKABLE TaskFuture* submit();
+    //! Calls `fn()` from the event loop when a worker is free; returns its TaskFuture.
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn);
+    //! Calls `fn(a1, ...)` when a worker is free (up to 8 arguments; pass an array for more).
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
                                    const QJSValue& a4);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
                                    const QJSValue& a4, const QJSValue& a5);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
                                    const QJSValue& a4, const QJSValue& a5, const QJSValue& a6);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
                                    const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7);
+    //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
                                    const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7,
                                    const QJSValue& a8);
@@ -281,11 +313,17 @@ public:
     Q_INVOKABLE TaskFuture* shutdown(const QJSValue& options = QJSValue());
 
 Q_SIGNALS:
+    //! The maxWorkers property changed.
     void maxWorkersChanged(int maxWorkers);
+    //! The taskNamePrefix property changed.
     void taskNamePrefixChanged(const QString& prefix);
+    //! The number of running tasks changed.
     void activeCountChanged(int activeCount);
+    //! The number of queued tasks changed.
     void pendingCountChanged(int pendingCount);
+    //! The number of workers changed (and with it workerNames).
     void workerCountChanged(int workerCount);
+    //! shutdown() was called.
     void isShutdownChanged(bool isShutdown);
     //! No task runs and none is queued any more. Every TaskFuture of this executor's tasks that
     //! was made with it (all of submit()'s, and toTaskFuture(future, executor())'s) has settled by

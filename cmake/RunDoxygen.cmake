@@ -1,0 +1,25 @@
+# Makes the API reference with Doxygen and fails on any Doxygen warning. Run with `cmake -P`
+# (by `./run docs` and the docs_doxygen test); variables:
+#   DOXYGEN     the doxygen program        SOURCE_DIR  the source tree (docs/Doxyfile's paths are
+#   OUTPUT_DIR  where html/ and the warnings log go                  relative to it)
+cmake_minimum_required(VERSION 3.21)
+
+if(NOT DOXYGEN OR NOT EXISTS "${DOXYGEN}")
+    message(FATAL_ERROR "doxygen is missing: install Debian's doxygen package (./run installs it)")
+endif()
+file(MAKE_DIRECTORY ${OUTPUT_DIR})
+set(log ${OUTPUT_DIR}/doxygen-warnings.log)
+file(REMOVE ${log})
+file(WRITE ${OUTPUT_DIR}/Doxyfile "@INCLUDE = ${SOURCE_DIR}/docs/Doxyfile\nOUTPUT_DIRECTORY = ${OUTPUT_DIR}\nWARN_LOGFILE = ${log}\n")
+execute_process(COMMAND ${DOXYGEN} ${OUTPUT_DIR}/Doxyfile WORKING_DIRECTORY ${SOURCE_DIR} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "doxygen failed (${rc})")
+endif()
+file(READ ${log} warnings)
+if(NOT warnings STREQUAL "")
+    message(FATAL_ERROR "Doxygen warnings (fix the comments in the public headers):\n${warnings}")
+endif()
+if(NOT EXISTS ${OUTPUT_DIR}/html/index.html OR NOT EXISTS ${OUTPUT_DIR}/html/classTaskPool_1_1TaskPoolExecutor.html)
+    message(FATAL_ERROR "Doxygen made no reference in ${OUTPUT_DIR}/html")
+endif()
+message(STATUS "API reference: ${OUTPUT_DIR}/html/index.html (no Doxygen warnings)")
