@@ -171,7 +171,12 @@ namespace detail {
     void ExecutorCore::enqueue(Job* job)
     {
         job->ref(); // the executor's reference, until the job ends or is dropped
-        enqueue(std::span(&job, 1));
+        if (listens(PendingCountChanged) || listens(WorkerCountChanged))
+            return enqueue(std::span(&job, 1));
+        job->core = this; // the common case: nothing to emit, nobody to delete the executor
+        push(job);
+        m_busy = true;
+        wakeOrSpawn();
     }
 
     void ExecutorCore::enqueue(std::span<Job* const> jobs)
@@ -212,12 +217,6 @@ namespace detail {
             m_incomingPosted = false;
         }
         enqueue(jobs); // the hand-over references become the executor's
-    }
-
-    void ExecutorCore::emitPendingCountChanged()
-    {
-        if (listens(PendingCountChanged))
-            Q_EMIT q->pendingCountChanged(pending);
     }
 
     void ExecutorCore::wakeOrSpawn()

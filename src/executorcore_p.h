@@ -109,7 +109,11 @@ private:
     void wakeOrSpawn();
     void report(Job* job);
     void checkIdle();
-    void emitPendingCountChanged();
+    void emitPendingCountChanged()
+    {
+        if (listens(PendingCountChanged))
+            Q_EMIT q->pendingCountChanged(pending);
+    }
     void releaseIdleWorkers();
 
     Job* m_head = nullptr;

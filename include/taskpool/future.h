@@ -188,6 +188,7 @@ public:
         checkBlocking();
         return QFuture<T>::begin();
     }
+    //! QFuture::constBegin(), refusing to deadlock as begin() does.
     auto constBegin() const requires(!std::is_void_v<T>)
     {
         checkBlocking();
