@@ -71,11 +71,12 @@ private:
 template <typename Fn, typename... Args> struct MapCall {
     std::shared_ptr<Fn> fn;
     std::tuple<Args...> args;
-    decltype(auto) invoke()
+    using Return = std::invoke_result_t<Fn&, Args...>; // spelled out, as in Call
+    using Value = typename ValueOf<Return>::type;
+    Return invoke()
     {
         return std::apply([this](Args&... a) -> decltype(auto) { return std::invoke(*fn, std::move(a)...); }, args);
     }
-    using Value = typename ValueOf<decltype(std::declval<MapCall&>().invoke())>::type;
 };
 
 //! What map() submitted and still has to yield, and the zipped input it submits from.
