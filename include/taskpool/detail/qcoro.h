@@ -70,19 +70,36 @@ public:
     using value_type = T;
     //! Takes the coroutine over; \a task is left empty.
     LazyCoroutine(QCoro::LazyTask<T>&& task) : Base(std::move(static_cast<Base&>(task))) { }
-    LazyCoroutine(LazyCoroutine&&) noexcept = default;
-    LazyCoroutine& operator=(LazyCoroutine&&) noexcept = default;
-    ~LazyCoroutine() override = default;
+    LazyCoroutine(LazyCoroutine&& other) noexcept :
+        Base(std::move(other)), m_started(std::exchange(other.m_started, false))
+    {
+    }
+    LazyCoroutine& operator=(LazyCoroutine&&) = delete;
+    //! A coroutine that never started is freed here. (QCoro counts a reference for the coroutine
+    //! itself, dropped when it ends: a LazyTask destroyed before it was awaited leaks its frame.)
+    ~LazyCoroutine() override
+    {
+        if (this->mCoroutine && !m_started)
+            this->mCoroutine.promise().derefCoroutine(); // the base class drops the last one
+    }
 
     bool empty() const { return !this->mCoroutine; }
-    std::coroutine_handle<QCoro::detail::LazyTaskPromise<T>> handle() const { return this->mCoroutine; }
+    //! The coroutine, to be started now: from here on, it ends (and drops its own reference).
+    std::coroutine_handle<QCoro::detail::LazyTaskPromise<T>> start()
+    {
+        m_started = true;
+        return this->mCoroutine;
+    }
+
+private:
+    bool m_started = false;
 };
 template <typename T> inline constexpr bool isLazyCoroutine<LazyCoroutine<T>> = true;
 
 //! Starts the lazy coroutine and awaits it.
 template <typename T> QCoro::Task<T> awaitLazy(LazyCoroutine<T> lazy)
 {
-    QCoro::LazyTask<T> task(lazy.handle()); // a second reference, for LazyTask's own awaiter
+    QCoro::LazyTask<T> task(lazy.start()); // a second reference, for LazyTask's own awaiter
     if constexpr (std::is_void_v<T>)
         co_await task;
     else
