@@ -364,7 +364,10 @@ private Q_SLOTS:
             CO_COMPARE(outcomes.finished, 2);
             CO_COMPARE(outcomes.failed, 1);
             CO_COMPARE(outcomes.canceled, 3);
-            generator = {};
+            // Destroyed, not assigned over: QCoro 0.10+'s `generator = {}` would leak it.
+            {
+                auto dropped = std::move(generator);
+            }
             release.open();
             co_await pool.shutdown();
             CO_VERIFY(!started.contains(4));
@@ -641,8 +644,9 @@ private Q_SLOTS:
                 return astr(x);
             };
             auto results = pool.map(MapOptions { .bufferSize = 2 }, str, input);
-            if (!keepGenerator)
-                results = {};
+            if (!keepGenerator) {
+                auto dropped = std::move(results); // destroyed: QCoro 0.10+'s `results = {}` leaks it
+            }
             co_await pool.shutdown(); // waits for the submitted items
             CO_COMPARE(*input.begin(), 2); // Python's next(ints) == buffersize
             CO_COMPARE(input.pulled(), 2);
@@ -686,7 +690,9 @@ private Q_SLOTS:
             const QList<int> all = upTo(10);
             CO_COMPARE(finished, QSet<int>(all.begin(), all.end()));
             CO_COMPARE(outcomes.finished, 10);
-            results = {}; // nothing outstanding is left to cancel
+            {
+                auto dropped = std::move(results); // nothing outstanding is left to cancel
+            }
             CO_COMPARE(outcomes.canceled, 0);
         }(maxWorkers, asynchronous));
     }

@@ -85,7 +85,7 @@ private Q_SLOTS:
                 std::vector<std::unique_ptr<QThread>> threads;
                 for (int t = 0; t < submitters; ++t) {
                     threads.emplace_back(QThread::create([&shared = *shared, target, t] {
-                        for (int i = 0;; ++i) {
+                        for (;;) {
                             const int n = shared.next.fetch_add(1);
                             if (n >= maxTasks - 1)
                                 break;

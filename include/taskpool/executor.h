@@ -162,9 +162,9 @@ public:
                 throw std::invalid_argument("bufferSize must be greater than 0");
             if (isShutdown())
                 throw ShutdownError();
-            using State = detail::MapState<std::decay_t<Fn>, std::views::all_t<Ranges>...>;
+            using State = detail::MapState<std::decay_t<Fn>, detail::HeldRange<Ranges>...>;
             auto state = std::make_unique<State>(this, std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn)),
-                                                 std::views::all(std::forward<Ranges>(ranges))...);
+                                                 detail::HeldRange<Ranges>(std::forward<Ranges>(ranges))...);
             for (int n = 0; !options.bufferSize || n < *options.bufferSize; ++n) {
                 if (!state->submitNext())
                     break;

@@ -21,6 +21,29 @@ class TaskPoolExecutor;
 
 namespace TaskPool::detail {
 
+//! A range given to map(): an lvalue referred to, an rvalue moved in. Unlike std::views::all, it
+//! needs no std::ranges view machinery, which clang 14 cannot compile from libstdc++ 12: map() over
+//! containers then works with clang 14 too.
+template <typename R> class HeldRange {
+    static constexpr bool referred = std::is_lvalue_reference_v<R>;
+
+public:
+    explicit HeldRange(R&& range) requires referred : m_range(&range) { }
+    explicit HeldRange(R&& range) requires(!referred) : m_range(std::move(range)) { }
+    auto begin() { return std::ranges::begin(get()); }
+    auto end() { return std::ranges::end(get()); }
+
+private:
+    auto& get()
+    {
+        if constexpr (referred)
+            return *m_range;
+        else
+            return m_range;
+    }
+    std::conditional_t<referred, std::remove_reference_t<R>*, std::remove_cvref_t<R>> m_range;
+};
+
 //! A job whose outcome stays in the job: a map() item, which needs no QFuture of its own.
 template <typename T> class ValueJob : public Job {
 public:
@@ -83,11 +106,12 @@ private:
 template <typename Fn, typename... Args> struct MapCall {
     std::shared_ptr<Fn> fn;
     std::tuple<Args...> args;
-    decltype(auto) invoke()
+    using Return = std::invoke_result_t<Fn&, Args...>; // spelled out, as in Call
+    using Value = typename ValueOf<Return>::type;
+    Return invoke()
     {
         return std::apply([this](Args&... a) -> decltype(auto) { return std::invoke(*fn, std::move(a)...); }, args);
     }
-    using Value = typename ValueOf<decltype(std::declval<MapCall&>().invoke())>::type;
 };
 
 //! What map() submitted and still has to yield, and the zipped input it submits from.

@@ -5,6 +5,7 @@
 #endif
 
 #include <taskpool/detail/job.h>
+#include <taskpool/detail/qcoro.h>
 #include <taskpool/future.h>
 
 #include <QCoro/QCoroTask>
@@ -13,6 +14,7 @@
 
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <tuple>
 #include <type_traits>
 #include <variant>
@@ -22,37 +24,43 @@ namespace TaskPool::detail {
 // ---- what a task returns, and what awaiting it gives --------------------------------------------
 
 //! Anything a QCoro::Task can co_await: awaitables, and the Qt types QCoro adapts through its
-//! documented awaiter_type extension point (QFuture, QNetworkReply *, QTimer *, ...).
+//! awaiter_type extension point (QFuture, QNetworkReply *, QTimer *, ...).
 template <typename T>
-concept QCoroAwaitable = QCoro::Awaitable<std::remove_cvref_t<T>> || QFutureType<T> || requires
-{
-    typename QCoro::detail::awaiter_type<std::remove_cvref_t<T>>::type;
-};
+concept QCoroAwaitable
+    = QCoroAwaitableType<T> || QFutureType<T> || HasQCoroAwaiter<T> || isLazyCoroutine<std::remove_cvref_t<T>>;
 
-template <typename A> struct AwaitResult {
-    using type = std::decay_t<decltype(std::declval<A&>().await_resume())>;
-};
 template <typename A>
-requires requires(A a)
+concept HasMemberCoAwait = requires(A& a)
 {
     a.operator co_await();
-}
-struct AwaitResult<A> {
-    using type = typename AwaitResult<decltype(std::declval<A&>().operator co_await())>::type;
 };
 template <typename A>
-requires requires
+concept HasFreeCoAwait = requires(A& a)
 {
-    typename QCoro::detail::awaiter_type<A>::type;
+    operator co_await(a);
+};
+
+//! What awaiting an A gives, as std::type_identity. One function with one order of precedence,
+//! not a set of specialisations: a type may be several of these at once (a QFuture is adapted by
+//! QCoro once <QCoro/QCoroFuture> is included; a Future has its own operator co_await), and
+//! specialisations that both match would be ambiguous.
+template <typename A> constexpr auto awaitResult()
+{
+    if constexpr (QFutureType<A>)
+        return std::type_identity<typename FutureValue<A>::type> {}; // awaited as a Future
+    else if constexpr (isQCoroTask<A> || isLazyTask<A> || isLazyCoroutine<A>)
+        return std::type_identity<typename A::value_type> {};
+    else if constexpr (HasMemberCoAwait<A>)
+        return awaitResult<std::remove_cvref_t<decltype(std::declval<A&>().operator co_await())>>();
+    else if constexpr (HasFreeCoAwait<A>)
+        return awaitResult<std::remove_cvref_t<decltype(operator co_await(std::declval<A&>()))>>();
+    else if constexpr (HasQCoroAwaiter<A>)
+        return awaitResult<QCoroAwaiterOf<A>>();
+    else
+        return std::type_identity<std::decay_t<decltype(std::declval<A&>().await_resume())>> {};
 }
-struct AwaitResult<A> {
-    using type = typename AwaitResult<typename QCoro::detail::awaiter_type<A>::type>::type;
-};
-template <QFutureType A> struct AwaitResult<A> {
-    using type = typename FutureValue<A>::type;
-};
-template <typename T> struct AwaitResult<QCoro::Task<T>> {
-    using type = T;
+template <typename A> struct AwaitResult {
+    using type = typename decltype(awaitResult<std::remove_cvref_t<A>>())::type;
 };
 
 //! What `co_await`ing (or, for a plain value, just taking) an R gives.
@@ -109,13 +117,15 @@ concept TakesPromise = !std::is_member_function_pointer_v<F> && requires
 template <typename Fn, typename... Args> struct Call {
     Fn fn;
     std::tuple<Args...> args;
-    decltype(auto) invoke()
+    // The return type is spelled out: a class cannot call its own deduced-return members in its
+    // body (clang rejects it; g++ accepts it).
+    using Return = std::invoke_result_t<Fn, Args...>;
+    using Value = typename ValueOf<Return>::type;
+    Return invoke()
     {
         return std::apply([this](Args&... a) -> decltype(auto) { return std::invoke(std::move(fn), std::move(a)...); },
                           args);
     }
-    using Return = decltype(std::declval<Call&>().invoke());
-    using Value = typename ValueOf<Return>::type;
 };
 
 //! fn(promise, args...) for a callable that reports through a QPromise<T>&.
@@ -136,6 +146,13 @@ template <typename A> struct Await {
     A awaitable;
     A&& invoke() { return std::move(awaitable); }
 };
+#if TASKPOOL_HAS_LAZY_TASK
+//! A LazyTask, which cannot move, is kept as its not yet started coroutine.
+template <typename T> struct Await<QCoro::LazyTask<T>> {
+    LazyCoroutine<T> awaitable;
+    LazyCoroutine<T>&& invoke() { return std::move(awaitable); }
+};
+#endif
 
 template <typename Work> inline constexpr bool isPromiseCall = false;
 template <typename T, typename Fn, typename... Args>
@@ -228,8 +245,22 @@ template <typename V, typename R> QCoro::Task<V> awaitIn(R awaitable)
 
 template <typename V, typename R> QCoro::Task<V> asTask(R&& returned)
 {
-    if constexpr (std::is_same_v<std::remove_cvref_t<R>, QCoro::Task<V>>)
+    using Returned = std::remove_cvref_t<R>;
+    if constexpr (std::is_same_v<Returned, QCoro::Task<V>>) {
+        if (isEmptyTask(returned))
+            throw std::logic_error("the task is an empty QCoro::Task (default-constructed or moved from): "
+                                   "there is no coroutine to await");
         return std::move(returned);
+    }
+#if TASKPOOL_HAS_LAZY_TASK
+    else if constexpr (isLazyTask<Returned> || isLazyCoroutine<Returned>) {
+        LazyCoroutine<V> lazy(std::move(returned));
+        if (lazy.empty())
+            throw std::logic_error("the task is an empty QCoro::LazyTask (default-constructed or moved "
+                                   "from): there is no coroutine to await");
+        return awaitLazy<V>(std::move(lazy)); // starts it
+    }
+#endif
     else if constexpr (QFutureType<R>)
         return awaitIn<V>(Future<V>(std::forward<R>(returned))); // never one watcher for a pool future
     else

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// Compiled (not run) with clang++-14 by the ctest clang14_headers: clang 14 cannot compile the
+// std::ranges views of libstdc++ 12 (llvm#44178), so the public headers must not need them for
+// submit(), the waiting helpers and map() over containers.
+#include <taskpool/taskpool.h>
+
+#include <QList>
+
+#include <vector>
+
+namespace {
+
+QCoro::Task<int> twice(int x)
+{
+    co_return 2 * x;
+}
+
+QCoro::Task<void> body(TaskPool::TaskPoolExecutor& pool)
+{
+    int sum = co_await pool.submit(twice, 21);
+    sum += co_await pool.submit([](int x) { return x + 1; }, sum);
+    sum += co_await pool.submit(twice(1));
+    auto progress = pool.submit([](QPromise<int>& promise) -> QCoro::Task<void> {
+        promise.addResult(1);
+        co_return;
+    });
+    QList<TaskPool::Future<int>> futures { pool.submit(twice, sum), progress };
+    co_await TaskPool::wait(futures);
+    QCORO_FOREACH(auto future, TaskPool::asCompleted(futures))
+    {
+        sum += co_await future;
+    }
+    const std::vector<int> items { 1, 2, 3 };
+    QCORO_FOREACH(int r, pool.map(twice, items))
+    {
+        sum += r;
+    }
+    auto add = [](int x, int y) { return x + y; };
+    QCORO_FOREACH(int r, pool.map({ .bufferSize = 2 }, add, QList<int> { 4, 5 }, std::vector<int> { 6, 7 }))
+    {
+        sum += r;
+    }
+    co_await pool.shutdown();
+    Q_UNUSED(sum);
+}
+
+} // namespace
+
+int main()
+{
+    TaskPool::TaskPoolExecutor pool(2);
+    auto task = body(pool);
+    return 0;
+}
