@@ -11,12 +11,14 @@
 #include <QFuture>
 #include <QPromise>
 #include <QTest>
+#include <QThread>
 #include <QTimer>
 
 #include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -244,5 +246,56 @@ inline bool same(const QFuture<int>& a, const QFuture<int>& b)
 {
     return QFutureInterfaceBase::get(a) == QFutureInterfaceBase::get(b);
 }
+
+//! \a value after 5 ms on a QTimer.
+inline QCoro::Task<int> sleepy(int value)
+{
+    co_await TestUtil::sleep(std::chrono::milliseconds(5));
+    co_return value;
+}
+
+//! Runs a nested event loop until \a done holds; false when a 5 s fallback ended it instead.
+template <typename Pred> bool nestedLoopUntil(Pred done)
+{
+    QEventLoop loop;
+    bool timedOut = false;
+    QTimer poll;
+    QObject::connect(&poll, &QTimer::timeout, &loop, [&] {
+        if (done())
+            loop.quit();
+    });
+    poll.start(1);
+    QTimer::singleShot(5000, &loop, [&] {
+        timedOut = true;
+        loop.quit();
+    });
+    if (!done())
+        loop.exec();
+    return !timedOut && done();
+}
+
+//! Threads that run \a body once each; awaited without blocking the executor's event loop.
+class Threads {
+public:
+    template <typename Body> Threads(int count, Body body)
+    {
+        for (int i = 0; i < count; ++i)
+            m_threads.emplace_back(QThread::create(body, i));
+        for (auto& thread : m_threads)
+            thread->start();
+    }
+    ~Threads()
+    {
+        for (auto& thread : m_threads)
+            thread->wait();
+    }
+    bool finished() const
+    {
+        return std::all_of(m_threads.begin(), m_threads.end(), [](const auto& t) { return t->isFinished(); });
+    }
+
+private:
+    std::vector<std::unique_ptr<QThread>> m_threads;
+};
 
 } // namespace TestUtil

@@ -25,32 +25,6 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
-//! Runs a nested event loop until \a done holds; false when a 5 s fallback ended it instead.
-template <typename Pred> bool nestedLoopUntil(Pred done)
-{
-    QEventLoop loop;
-    bool timedOut = false;
-    QTimer poll;
-    QObject::connect(&poll, &QTimer::timeout, &loop, [&] {
-        if (done())
-            loop.quit();
-    });
-    poll.start(1);
-    QTimer::singleShot(5000, &loop, [&] {
-        timedOut = true;
-        loop.quit();
-    });
-    if (!done())
-        loop.exec();
-    return !timedOut && done();
-}
-
-QCoro::Task<int> sleepy(int value)
-{
-    co_await TestUtil::sleep(std::chrono::milliseconds(5));
-    co_return value;
-}
-
 //! A map() callable that counts its live copies.
 struct Counted {
     static inline int live = 0;

@@ -44,26 +44,6 @@ struct Fragile {
     }
 };
 
-//! Runs a nested event loop until \a done holds; false when a 5 s fallback ended it instead.
-template <typename Pred> bool nestedLoopUntil(Pred done)
-{
-    QEventLoop loop;
-    bool timedOut = false;
-    QTimer poll;
-    QObject::connect(&poll, &QTimer::timeout, &loop, [&] {
-        if (done())
-            loop.quit();
-    });
-    poll.start(1);
-    QTimer::singleShot(5000, &loop, [&] {
-        timedOut = true;
-        loop.quit();
-    });
-    if (!done())
-        loop.exec();
-    return !timedOut && done();
-}
-
 //! Resumes the awaiting coroutine inside \a timer's timeout emission (as a QNetworkReply's
 //! finished() would), with \a inEmission true for the duration of that emission.
 struct ResumeInsideTimeout {
@@ -84,12 +64,6 @@ struct ResumeInsideTimeout {
     }
     void await_resume() const noexcept { }
 };
-
-QCoro::Task<int> sleepy(int value)
-{
-    co_await TestUtil::sleep(std::chrono::milliseconds(5));
-    co_return value;
-}
 
 } // namespace
 

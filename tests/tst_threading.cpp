@@ -17,34 +17,6 @@ using TaskPool::CancelledError;
 using TaskPool::Future;
 using TaskPool::TaskPoolExecutor;
 
-namespace {
-
-//! Threads that run \a body once each; awaited without blocking the executor's event loop.
-class Threads {
-public:
-    template <typename Body> Threads(int count, Body body)
-    {
-        for (int i = 0; i < count; ++i)
-            m_threads.emplace_back(QThread::create(body, i));
-        for (auto& thread : m_threads)
-            thread->start();
-    }
-    ~Threads()
-    {
-        for (auto& thread : m_threads)
-            thread->wait();
-    }
-    bool finished() const
-    {
-        return std::all_of(m_threads.begin(), m_threads.end(), [](const auto& t) { return t->isFinished(); });
-    }
-
-private:
-    std::vector<std::unique_ptr<QThread>> m_threads;
-};
-
-} // namespace
-
 class tst_Threading : public QObject {
     Q_OBJECT
 private Q_SLOTS:
