@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 using namespace TestUtil;
@@ -84,6 +86,78 @@ private Q_SLOTS:
                 co_await pool.shutdown();
             }(),
             std::chrono::seconds(60));
+    }
+    // An awaiter suspended in another thread (it awaits before the task can settle) is resumed in
+    // that thread, through its event loop.
+    void awaiterInAnotherThreadResumesThere()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            Gate gate;
+            auto future = pool.submit(gated, &gate, 42);
+            QThread thread; // runs an event loop
+            thread.start();
+            QObject context;
+            context.moveToThread(&thread);
+            std::atomic<bool> awaiting { false };
+            std::atomic<int> result { 0 };
+            std::atomic<QThread*> resumedIn { nullptr };
+            // The posted hand-off is invisible to ThreadSanitizer: a mutex it sees orders it.
+            std::mutex handOff;
+            std::unique_lock posting(handOff);
+            QMetaObject::invokeMethod(&context, [&] {
+                std::lock_guard received(handOff);
+                [](Future<int> future, std::atomic<bool>* awaiting, std::atomic<int>* result,
+                   std::atomic<QThread*>* resumedIn) -> QCoro::Task<void> {
+                    *awaiting = true; // the gate is still closed: the await below suspends
+                    const int value = co_await future;
+                    *resumedIn = QThread::currentThread();
+                    *result = value;
+                }(future, &awaiting, &result, &resumedIn);
+            });
+            posting.unlock();
+            co_await until([&] { return awaiting.load(); });
+            co_await turns(3);
+            gate.open();
+            co_await until([&] { return result.load() == 42; });
+            CO_VERIFY(resumedIn.load() == &thread);
+            thread.quit();
+            thread.wait();
+            co_await pool.shutdown();
+        }());
+    }
+
+    // A thread without an event loop (a std::thread) cannot be resumed from its loop: its awaiter
+    // is resumed in the thread that settles the future, with a warning.
+    void awaiterInAThreadWithoutEventLoopResumesInline()
+    {
+        run([]() -> QCoro::Task<void> {
+            TaskPoolExecutor pool(1);
+            Gate gate;
+            auto future = pool.submit(gated, &gate, 7);
+            std::atomic<bool> awaiting { false };
+            std::atomic<int> result { 0 };
+            std::atomic<QThread*> resumedIn { nullptr };
+            QTest::ignoreMessage(QtWarningMsg,
+                                 "TaskPool: the awaiting thread has no event loop; resuming in the completing thread");
+            std::thread plain([&] {
+                [](Future<int> future, std::atomic<bool>* awaiting, std::atomic<int>* result,
+                   std::atomic<QThread*>* resumedIn) -> QCoro::Task<void> {
+                    *awaiting = true;
+                    const int value = co_await future;
+                    *resumedIn = QThread::currentThread();
+                    *result = value;
+                }(future, &awaiting, &result, &resumedIn);
+                while (result.load() == 0) // the thread lives on (no event loop) until resumed
+                    std::this_thread::yield();
+            });
+            co_await until([&] { return awaiting.load(); });
+            gate.open();
+            co_await until([&] { return result.load() == 7; });
+            plain.join();
+            CO_VERIFY(resumedIn.load() == QThread::currentThread());
+            co_await pool.shutdown();
+        }());
     }
 };
 
