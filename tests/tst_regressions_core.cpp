@@ -402,9 +402,19 @@ private Q_SLOTS:
             CO_VERIFY_THROWS(f.result(), std::logic_error);
             CO_VERIFY_THROWS(f.waitForFinished(), std::logic_error);
             CO_VERIFY_THROWS(f.results(), std::logic_error);
+            CO_VERIFY_THROWS((void)f.begin(), std::logic_error);
+            CO_VERIFY_THROWS((void)f.resultAt(0), std::logic_error);
             CO_COMPARE(co_await f, 5);
             CO_COMPARE(f.result(), 5);
+            CO_COMPARE(f.resultAt(0), 5);
+            CO_COMPARE(f.results(), QList<int> { 5 });
+            int sum = 0;
+            for (int v : f) // iteration blocks for each result: fine once settled
+                sum += v;
+            CO_COMPARE(sum, 5);
+            CO_COMPARE(*f.constBegin(), 5);
             f.waitForFinished();
+            CO_COMPARE(f.takeResult(), 5); // empties the shared result: the caller's explicit choice
             co_await pool.shutdown();
         }());
     }
