@@ -6,7 +6,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${BUILD_DIR} --target ${TARGET}
 if(result EQUAL 0)
     message(FATAL_ERROR "${TARGET} compiled; it must not")
 endif()
-if(NOT output MATCHES "static assertion failed: [^\n]*${EXPECTED}")
+if(NOT output MATCHES "static assertion failed[^\n]*${EXPECTED}") # g++: "failed: ", clang: "failed due to requirement ...: "
     message(FATAL_ERROR "${TARGET} failed without the expected message \"${EXPECTED}\":\n${output}")
 endif()
 string(REGEX MATCHALL "error: " errors "${output}")
