@@ -41,7 +41,8 @@ private Q_SLOTS:
     void idleBeforeTaskFutureSettles_slotOnTaskFinished();
     void idleBeforeTaskFutureSettles_secondTaskFutureOfOneTask();
     void overloadedCallableMisuseReachesStaticAssert();
-    // Last: under UBSan (-fno-sanitize-recover) the overflow it shows ends the process.
+    // These two end the process under ASan/UBSan (the error they show), so they come last.
+    void ownerDeletesTaskFutureInFinished();
     void progressOverFullIntRange();
 };
 
@@ -118,6 +119,29 @@ void tst_Adversarial2::overloadedCallableMisuseReachesStaticAssert()
     QVERIFY((TaskPool::detail::CallableLike<Overloaded, int>));
     QVERIFY2((TaskPool::detail::CallableLike<Overloaded>),
              "submit(Overloaded{}) with no arguments is refused by overload resolution, not by the static_assert");
+}
+
+// Promise (qml.h TaskFuture: "finished() ... emitted last"; "A TaskFuture kept by C++ only must
+// ... be deleted by its owner"; the tracker's comment: a TaskFuture's signal may delete
+// TaskFutures). Broken: an owner that deletes its TaskFuture when it reports finished() (the last
+// signal) makes TaskFuture::update() read the deleted object right after the emission
+// (src/qml/taskfuture.cpp:219, m_deferred.isEmpty(), then m_deferred/m_self): heap-use-after-free
+// under ASan; the same holds for a deletion in statusChanged(), failed() or cancelled(), after
+// which update() goes on emitting from the deleted object.
+void tst_Adversarial2::ownerDeletesTaskFutureInFinished()
+{
+    Gate gate;
+    TaskPool::TaskPoolExecutor pool(1);
+    auto* taskFuture = TaskPool::toTaskFuture(pool.submit(gated, &gate, 1), &pool);
+    QPointer<TaskFuture> alive(taskFuture);
+    bool wasFinished = false;
+    connect(taskFuture, &TaskFuture::finished, this, [&wasFinished, taskFuture] {
+        wasFinished = taskFuture->status() == TaskFuture::Finished;
+        delete taskFuture;
+    });
+    gate.open();
+    QTRY_VERIFY(alive.isNull());
+    QVERIFY(wasFinished);
 }
 
 // Promise (qml.h TaskFuture: "progress is a fraction in 0..1: (progressValue - progressMinimum) /
