@@ -353,6 +353,9 @@ namespace detail {
         if (!listens(TaskFinished) && !listens(TaskFailed) && !listens(TaskCanceled) && !lcTaskPool().isDebugEnabled())
             return;
         QString message;
+        // idle() waits for the end of the outermost report: its slots (QML's TaskFutures among
+        // them) see every task's terminal signal first, even when a slot settles more work.
+        ++m_reporting;
         switch (job->outcome(&message)) {
         case Outcome::Succeeded:
             if (listens(TaskFinished))
@@ -364,17 +367,23 @@ namespace detail {
                 Q_EMIT q->taskFailed(job->id, message);
             break;
         case Outcome::Cancelled:
-            if (listens(TaskCanceled)) { // either spelling
+            if (listens(TaskCanceled)) // either spelling; a slot of the first may delete the executor
                 Q_EMIT q->taskCancelled(job->id);
+            if (listens(TaskCanceled))
                 Q_EMIT q->taskCanceled(job->id);
-            }
             break;
         }
+        if (--m_reporting == 0 && std::exchange(m_idleDue, false))
+            checkIdle();
     }
 
     void ExecutorCore::checkIdle()
     {
         if (m_busy && active == 0 && pending == 0) {
+            if (m_reporting > 0) {
+                m_idleDue = true; // see report()
+                return;
+            }
             m_busy = false;
             if (listens(Idle))
                 Q_EMIT q->idle();

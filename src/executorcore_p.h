@@ -122,6 +122,8 @@ private:
     std::size_t m_firstFree = 0; // no free index below it
     std::vector<Worker*> m_idle;
     bool m_busy = false;
+    bool m_idleDue = false; // idle() was due while a task's terminal signal was being emitted
+    int m_reporting = 0; // report() calls on the stack
     std::array<std::atomic<int>, SignalCount> m_listeners {};
 
     std::mutex m_incomingMutex;

@@ -7,6 +7,7 @@
 
 #include <QFutureWatcher>
 #include <QMetaMethod>
+#include <QPointer>
 #include <QThread>
 
 namespace TaskPool {
@@ -139,7 +140,9 @@ qreal TaskFuture::progress() const
         return 1.0;
     if (m_progressMaximum <= m_progressMinimum)
         return 0.0;
-    const qreal fraction = qreal(m_progressValue - m_progressMinimum) / qreal(m_progressMaximum - m_progressMinimum);
+    // In qreal: the int difference of a range as wide as int's overflows.
+    const qreal fraction
+        = (qreal(m_progressValue) - m_progressMinimum) / (qreal(m_progressMaximum) - m_progressMinimum);
     return std::clamp(fraction, 0.0, 1.0);
 }
 
@@ -183,49 +186,58 @@ void TaskFuture::update()
         errorSet = true;
     }
     const Status oldStatus = std::exchange(m_status, status);
-    const bool settled = isDone();
+    const bool settled = isDone() && oldStatus != status;
+    const bool progressMoved = oldProgress != progress() || oldValue != m_progressValue
+        || oldMinimum != m_progressMinimum || oldMaximum != m_progressMaximum || oldText != m_progressText;
 
-    if (oldProgress != progress() || oldValue != m_progressValue || oldMinimum != m_progressMinimum
-        || oldMaximum != m_progressMaximum || oldText != m_progressText)
+    // A slot may delete this object (an owner's right, in any of the signals below): whatever it
+    // still has to do is done first, and no signal is emitted from it once it is gone.
+    QList<QJSValue> deferred;
+    QJSValue deferredValue;
+    QJSEngine* engine = nullptr;
+    QJSValue self; // the engine's reference, held to the end of this call
+    if (settled) {
+        if (m_watcher) {
+            m_watcher->disconnect(this);
+            m_watcher->deleteLater();
+            m_watcher = nullptr;
+        }
+        m_cancel = nullptr; // nothing left to cancel; drops the future's reference to its job
+        untrack();
+        m_waitsForStart = false;
+        deferred = std::exchange(m_deferred, {});
+        if (!deferred.isEmpty() && (engine = qjsEngine(this)))
+            deferredValue = status == Finished ? engine->toScriptValue(m_result) : reason(engine);
+        self = std::exchange(m_self, QJSValue()); // from now on only QML's references keep it
+    }
+    const QPointer<TaskFuture> alive(this);
+    if (progressMoved)
         Q_EMIT progressChanged();
-    if (resultSet)
+    if (alive && resultSet)
         Q_EMIT resultChanged();
-    if (errorSet)
+    if (alive && errorSet)
         Q_EMIT errorChanged();
     if (oldStatus == status)
         return;
-    Q_EMIT statusChanged();
-    if (status == Running)
+    if (alive)
+        Q_EMIT statusChanged();
+    if (alive && status == Running)
         Q_EMIT started();
     if (!settled)
         return;
-
-    if (m_watcher) {
-        m_watcher->disconnect(this);
-        m_watcher->deleteLater();
-        m_watcher = nullptr;
-    }
-    m_cancel = nullptr; // nothing left to cancel; drops the future's reference to its job
-    untrack();
-    m_waitsForStart = false;
-    if (status == Failed)
+    if (alive && status == Failed)
         Q_EMIT failed(m_error);
-    else if (status == Cancelled) {
+    if (alive && status == Cancelled)
         Q_EMIT cancelled();
+    if (alive && status == Cancelled)
         Q_EMIT canceled();
+    if (alive)
+        Q_EMIT finished();
+    if (engine) {
+        const QString method = status == Finished ? QStringLiteral("resolve") : QStringLiteral("reject");
+        for (const QJSValue& d : deferred)
+            d.property(method).call({ deferredValue });
     }
-    Q_EMIT finished();
-
-    if (!m_deferred.isEmpty()) {
-        if (QJSEngine* engine = qjsEngine(this)) {
-            const bool ok = status == Finished;
-            const QJSValue value = ok ? engine->toScriptValue(m_result) : reason(engine);
-            for (const QJSValue& deferred : std::exchange(m_deferred, {}))
-                deferred.property(ok ? QStringLiteral("resolve") : QStringLiteral("reject")).call({ value });
-        }
-        m_deferred.clear();
-    }
-    m_self = QJSValue(); // from now on only QML's references keep this object
 }
 
 QJSValue TaskFuture::reason(QJSEngine* engine) const

@@ -16,13 +16,12 @@
 namespace TaskPool::detail {
 
 //! Something submit(fn, args...) treats as a callable: a function, a pointer to one or to a member,
-//! or an object with an operator() (a generic lambda counts once it can be called).
+//! or any object that is not an awaitable (one with overloaded or templated operator()s included,
+//! so that a wrong call reaches the static_assert that says what to do).
 template <typename F, typename... Args>
-concept CallableLike = std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>> || std::is_member_pointer_v<
-    std::remove_cvref_t<F>> || requires
-{
-    &std::remove_cvref_t<F>::operator();
-} || std::invocable<F, Args...>;
+concept CallableLike
+    = std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>> || std::is_member_pointer_v<std::remove_cvref_t<
+        F>> || std::invocable<F, Args...> ||(std::is_class_v<std::remove_cvref_t<F>> && !QCoroAwaitable<F>);
 
 //! fn(QPromise<T>&, args...) can be called with the decay-copied arguments.
 template <typename F, typename... Args>
@@ -71,11 +70,15 @@ template <typename F, typename... Args> constexpr bool checkSubmitCall()
 
 template <typename A> constexpr bool checkSubmitAwaitable()
 {
-    static_assert(std::constructible_from<std::decay_t<A>, A>,
+    // A QCoro::LazyTask cannot move, but an rvalue one gives its coroutine over (see Await).
+    constexpr bool takeable
+        = std::constructible_from<std::decay_t<A>,
+                                  A> || (isLazyTask<std::decay_t<A>> && !std::is_lvalue_reference_v<A>);
+    static_assert(takeable,
                   "submit(awaitable): this awaitable cannot be copied; pass it as an rvalue (std::move(task)). A "
                   "QCoro::Task already runs once made: to defer its start, submit the function that makes it "
                   "instead, submit(fn, args...).");
-    return std::constructible_from<std::decay_t<A>, A>;
+    return takeable;
 }
 
 template <typename F, typename... Ranges> constexpr bool checkMapCall()
