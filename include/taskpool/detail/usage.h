@@ -86,7 +86,13 @@ template <typename F, typename... Ranges> constexpr bool checkMapCall()
     static_assert(!TakesPromise<F>,
                   "map(fn, ranges...): map() passes no QPromise; submit(fn, args...) runs a callable that takes "
                   "QPromise<T>& first.");
-    if constexpr (!TakesPromise<F>) {
+    constexpr bool copyable
+        = (std::constructible_from<std::ranges::range_value_t<Ranges>, std::ranges::range_reference_t<Ranges>> && ...);
+    static_assert(copyable,
+                  "map(fn, ranges...): each item is copied from its range into its task (as submit() decay-copies "
+                  "its arguments), and these items cannot be: map over std::shared_ptr or other copyable handles, "
+                  "or submit() each move-only item yourself.");
+    if constexpr (!TakesPromise<F> && copyable) {
         static_assert(std::invocable<F&, std::ranges::range_value_t<Ranges>...>,
                       "map(fn, ranges...): fn must take one item of each range, in order (called as "
                       "fn(std::ranges::range_value_t<Range>&&...)); check the number of ranges and fn's parameters.");
