@@ -70,10 +70,15 @@ bool JobAwaiter::await_suspend(std::coroutine_handle<> handle)
 {
     m_waiter.handle = handle;
     m_waiter.thread = QThread::currentThread();
-    m_registered = m_job->addWaiter(m_waiter);
-    if (!m_registered)
-        m_waiter.handle = {};
-    return m_registered;
+    // Set before the waiter is published: from then on another thread may resume the coroutine
+    // at once (inline, when the awaiting thread has no event loop), so this awaiter is not touched
+    // again once addWaiter() succeeded.
+    m_registered = true;
+    if (m_job->addWaiter(m_waiter))
+        return true;
+    m_registered = false;
+    m_waiter.handle = {};
+    return false;
 }
 
 QString describe(const std::exception_ptr& error)
