@@ -171,27 +171,29 @@ namespace detail {
     void ExecutorCore::enqueue(Job* job)
     {
         job->ref(); // the executor's reference, until the job ends or is dropped
-        if (listens(PendingCountChanged) || listens(WorkerCountChanged))
+        if (const auto keep = guard())
             return enqueue(std::span(&job, 1));
-        job->core = this; // the common case: nothing to emit, nobody to delete the executor
-        push(job);
-        m_busy = true;
+        accept(job); // the common case: nothing to emit, nobody to delete the executor
         wakeOrSpawn();
     }
 
     void ExecutorCore::enqueue(std::span<Job* const> jobs)
     {
-        for (Job* job : jobs) {
-            job->core = this;
-            push(job);
-        }
-        m_busy = true;
+        for (Job* job : jobs)
+            accept(job);
         // Signals last, once every job is queued and has a worker: a slot may delete the executor
         // (and this core with it), and one that throws leaves no job unserved.
         const auto keep = guard();
         for (std::size_t i = 0; i < jobs.size(); ++i)
             wakeOrSpawn();
         emitPendingCountChanged();
+    }
+
+    void ExecutorCore::accept(Job* job)
+    {
+        job->core = this;
+        push(job);
+        m_busy = true;
     }
 
     void ExecutorCore::enqueueRemote(Job* job)

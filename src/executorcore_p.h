@@ -101,6 +101,7 @@ public:
     std::vector<std::coroutine_handle<>> shutdownWaiters;
 
 private:
+    void accept(Job* job); // queued, owned by this executor
     void push(Job* job);
     Job* popFront();
     void unlink(Job* job);
