@@ -141,13 +141,13 @@ private Q_SLOTS:
             QTest::ignoreMessage(QtWarningMsg,
                                  "TaskPool: the awaiting thread has no event loop; resuming in the completing thread");
             std::thread plain([&] {
-                [](Future<int> future, std::atomic<bool>* awaiting, std::atomic<int>* result,
+                [](Future<int> future, std::atomic<int>* result,
                    std::atomic<QThread*>* resumedIn) -> QCoro::Task<void> {
-                    *awaiting = true;
                     const int value = co_await future;
                     *resumedIn = QThread::currentThread();
                     *result = value;
-                }(future, &awaiting, &result, &resumedIn);
+                }(future, &result, &resumedIn);
+                awaiting = true; // the coroutine returned here: it is suspended, its waiter registered
                 while (result.load() == 0) // the thread lives on (no event loop) until resumed
                     std::this_thread::yield();
             });
