@@ -24,17 +24,6 @@ namespace detail {
             return maxWorkers;
         }
 
-        //! A coroutine nobody awaits: it starts at once and frees its frame when it returns.
-        struct Detached {
-            struct promise_type {
-                Detached get_return_object() noexcept { return {}; }
-                std::suspend_never initial_suspend() const noexcept { return {}; }
-                std::suspend_never final_suspend() const noexcept { return {}; }
-                void return_void() const noexcept { }
-                void unhandled_exception() const noexcept { std::terminate(); }
-            };
-        };
-
         //! Suspends an idle worker until there is work (or it has to leave).
         struct NextJob {
             ExecutorCore& core;
@@ -119,7 +108,7 @@ namespace detail {
                 }
                 core->start(*worker, job);
                 const bool resumedByTask = co_await RunJob { *core, worker->index, job };
-                core->end(job);
+                core->end(*worker, job);
                 // The task's coroutine resumed this worker from wherever it ended: inside a
                 // QNetworkReply::finished emission, a timer's slot... The next task starts from the
                 // event loop instead, never inside another task's last resumption.
@@ -141,31 +130,143 @@ namespace detail {
         this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
     }
 
+    void ExecutorCore::link(JobQueue& queue, Job* job, Job* before)
+    {
+        job->queue = &queue;
+        job->next = before;
+        job->prev = before ? before->prev : queue.tail;
+        (job->prev ? job->prev->next : queue.head) = job;
+        (before ? before->prev : queue.tail) = job;
+    }
+
     void ExecutorCore::push(Job* job)
     {
-        job->prev = m_tail;
-        job->next = nullptr;
-        (m_tail ? m_tail->next : m_head) = job;
-        m_tail = job;
-        job->queued = true;
+        JobQueue* queue = &m_normal;
+        if (job->priority != 0) {
+            queue = &m_byPriority[job->priority]; // O(log p) for p distinct priorities queued
+            queue->bucket = true;
+        }
+        link(*queue, job, nullptr);
+        ++pending;
+    }
+
+    void ExecutorCore::pushInOrder(Job* job)
+    {
+        // Back where it was: before every job submitted after it (held jobs come back near the head).
+        JobQueue* queue = &m_normal;
+        if (job->priority != 0) {
+            queue = &m_byPriority[job->priority];
+            queue->bucket = true;
+        }
+        Job* before = queue->head;
+        while (before && before->id < job->id)
+            before = before->next;
+        link(*queue, job, before);
         ++pending;
     }
 
     void ExecutorCore::unlink(Job* job)
     {
-        (job->prev ? job->prev->next : m_head) = job->next;
-        (job->next ? job->next->prev : m_tail) = job->prev;
+        JobQueue& queue = *job->queue;
+        (job->prev ? job->prev->next : queue.head) = job->next;
+        (job->next ? job->next->prev : queue.tail) = job->prev;
         job->prev = job->next = nullptr;
-        job->queued = false;
+        job->queue = nullptr;
         --pending;
+        if (queue.bucket && !queue.head)
+            m_byPriority.erase(job->priority);
     }
 
-    Job* ExecutorCore::popFront()
+    JobQueue* ExecutorCore::topQueue()
     {
-        Job* job = m_head;
-        if (job)
+        if (!m_byPriority.empty()) {
+            auto& [priority, queue] = *m_byPriority.begin();
+            if (priority > 0 || !m_normal.head)
+                return &queue;
+        }
+        return m_normal.head ? &m_normal : nullptr;
+    }
+
+    Job* ExecutorCore::nextStartable()
+    {
+        while (JobQueue* queue = topQueue()) {
+            Job* job = queue->head;
+            if (!job->control || job->control->key.isEmpty())
+                return job;
+            const QString& key = job->control->key;
+            KeyState& state = m_keys[key];
+            if (state.running < keyLimit(key))
+                return job;
+            // Its key is saturated: set it aside, so that it holds back no other key's work.
             unlink(job);
-        return job;
+            link(state.held, job, nullptr);
+            ++pending;
+        }
+        return nullptr;
+    }
+
+    void ExecutorCore::keyEnded(const QString& key)
+    {
+        const auto it = m_keys.find(key);
+        --it->second.running;
+        releaseHeld(key, it->second);
+        if (it->second.running == 0 && !it->second.held.head)
+            m_keys.erase(it);
+    }
+
+    void ExecutorCore::releaseHeld(const QString& key, KeyState& state)
+    {
+        for (int room = keyLimit(key) - state.running; room > 0 && state.held.head; --room) {
+            Job* job = state.held.head;
+            unlink(job);
+            pushInOrder(job);
+        }
+    }
+
+    bool ExecutorCore::rateAllows()
+    {
+        const auto now = Clock::now();
+        if (qsizetype(m_starts.size()) < rateLimit || now - m_starts.front() >= rateWindow)
+            return true;
+        // Held back until the oldest of the last rateLimit starts leaves the window.
+        if (!m_rateTimer) {
+            m_rateTimer = std::make_unique<QTimer>();
+            m_rateTimer->setSingleShot(true);
+            m_rateTimer->setTimerType(Qt::PreciseTimer);
+            QObject::connect(m_rateTimer.get(), &QTimer::timeout, [this] {
+                const auto keep = shared_from_this(); // a slot may delete the executor
+                dispatch();
+            });
+        }
+        const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_starts.front() + rateWindow - now);
+        m_rateTimer->start(std::max(wait, std::chrono::milliseconds(1)));
+        setRateLimited(true);
+        return false;
+    }
+
+    void ExecutorCore::recordStart()
+    {
+        m_starts.push_back(Clock::now());
+        while (qsizetype(m_starts.size()) > rateLimit)
+            m_starts.pop_front();
+    }
+
+    void ExecutorCore::setRateLimited(bool limited)
+    {
+        if (rateLimited == limited)
+            return;
+        rateLimited = limited;
+        if (q)
+            Q_EMIT q->rateLimitedChanged(limited);
+    }
+
+    void ExecutorCore::dispatch()
+    {
+        for (qint64 spare = std::min<qint64>(pending, qint64(maxWorkers) - active);
+             spare > 0 && (!m_idle.empty() || workerCount < maxWorkers); --spare)
+            wakeOrSpawn();
+        if (rateLimited && (pending == 0 || paused))
+            setRateLimited(false);
     }
 
     void ExecutorCore::enqueue(Job* job)
@@ -196,6 +297,17 @@ namespace detail {
         m_busy = true;
     }
 
+    void ExecutorCore::cancelRemote(JobRef job)
+    {
+        std::lock_guard lock(m_incomingMutex);
+        m_remoteCancels.push_back(std::move(job));
+        if (std::exchange(m_incomingPosted, true))
+            return;
+        QMetaObject::invokeMethod(
+            QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->takeIncoming(); },
+            Qt::QueuedConnection);
+    }
+
     void ExecutorCore::enqueueRemote(Job* job)
     {
         std::lock_guard lock(m_incomingMutex);
@@ -213,12 +325,19 @@ namespace detail {
     void ExecutorCore::takeIncoming()
     {
         std::vector<Job*> jobs;
+        std::vector<JobRef> cancels;
         {
             std::lock_guard lock(m_incomingMutex);
             jobs.swap(m_incoming);
+            cancels.swap(m_remoteCancels);
             m_incomingPosted = false;
         }
+        const auto keep = shared_from_this(); // a slot may delete the executor
         enqueue(jobs); // the hand-over references become the executor's
+        for (const JobRef& job : cancels) {
+            if (job->core == this)
+                jobCancelled(job.get());
+        }
     }
 
     void ExecutorCore::wakeOrSpawn()
@@ -241,7 +360,7 @@ namespace detail {
             ++index;
         if (index == m_workers.size())
             m_workers.push_back(nullptr);
-        auto* worker = new Worker { int(index), {} };
+        auto* worker = new Worker { int(index), {}, nullptr, std::nullopt };
         m_workers[index] = worker;
         m_firstFree = index + 1;
         ++workerCount;
@@ -253,18 +372,29 @@ namespace detail {
     Job* ExecutorCore::take(Worker& worker)
     {
         // The bound is checked again after every signal: a slot may have lowered it.
-        while (worker.index < maxWorkers && active < maxWorkers) {
-            Job* job = popFront();
+        while (worker.index < maxWorkers && active < maxWorkers && !paused) {
+            Job* job = nextStartable();
             if (!job)
                 break;
             if (job->isCancelRequested() || job->isSettled()) {
+                unlink(job);
                 drop(job); // cancelled through a plain QFuture, or from another thread
                 emitPendingCountChanged();
                 continue;
             }
+            if (rateLimit > 0 && !rateAllows())
+                break;
+            unlink(job);
             // The slot is the job's from here on: a slot connected below may lower the bound, but
             // cannot revoke a start it has already seen counted.
             ++active;
+            if (job->control && !job->control->key.isEmpty())
+                ++m_keys[job->control->key].running;
+            if (rateLimit > 0) {
+                recordStart();
+                if (rateLimited && (qsizetype(m_starts.size()) < rateLimit || pending == 0))
+                    setRateLimited(false);
+            }
             emitPendingCountChanged();
             releaseIdleWorkers();
             return job;
@@ -275,7 +405,7 @@ namespace detail {
 
     bool ExecutorCore::shouldLeave(const Worker& worker) const
     {
-        return worker.index >= maxWorkers || (shutdown.load(std::memory_order_relaxed) && !m_head);
+        return worker.index >= maxWorkers || (shutdown.load(std::memory_order_relaxed) && !hasQueued());
     }
 
     void ExecutorCore::park(Worker& worker, std::coroutine_handle<> handle)
@@ -287,6 +417,9 @@ namespace detail {
 
     void ExecutorCore::start(Worker& worker, Job* job)
     {
+        worker.job = job;
+        if (job->control || defaultTimeout)
+            arm(worker, job); // before any signal: a slot may cancel the task already
         // taskStarted first: a slot of either signal may cancel the task, whose taskCanceled must
         // come after its taskStarted.
         if (listens(TaskStarted))
@@ -295,22 +428,110 @@ namespace detail {
             Q_EMIT q->activeCountChanged(active);
     }
 
-    void ExecutorCore::end(Job* job)
+    void ExecutorCore::arm(Worker& worker, Job* job)
+    {
+        JobControl* control = job->control;
+        if (control && control->takesStop) {
+            control->stop = std::stop_source();
+            if (job->isSettled())
+                control->stop.request_stop(); // cancelled before it started
+            if (QObject* watcher = job->watchCancel([job] { job->cancel(); }))
+                control->watcher.reset(watcher);
+        }
+        auto timeout = control && control->timeout ? control->timeout : defaultTimeout;
+        // Beyond a century a timeout means none (and time_point arithmetic would overflow).
+        if (!timeout || *timeout > std::chrono::hours(24 * 365 * 100))
+            return;
+        worker.deadline = m_deadlines.emplace(Clock::now() + *timeout, &worker);
+        if (!m_deadlineTimer) {
+            m_deadlineTimer = std::make_unique<QTimer>();
+            m_deadlineTimer->setSingleShot(true);
+            m_deadlineTimer->setTimerType(Qt::PreciseTimer);
+            QObject::connect(m_deadlineTimer.get(), &QTimer::timeout, [this] { timeOut(); });
+        }
+        if (*worker.deadline == m_deadlines.begin())
+            m_deadlineTimer->start(std::max(*timeout, std::chrono::milliseconds(0)));
+    }
+
+    void ExecutorCore::disarm(Worker& worker)
+    {
+        if (worker.deadline) {
+            m_deadlines.erase(*worker.deadline); // the timer fires once for nothing, at worst
+            worker.deadline.reset();
+        }
+        worker.job = nullptr;
+    }
+
+    void ExecutorCore::releaseControls(Job* job)
+    {
+        JobControl* control = job->control;
+        if (!control)
+            return;
+        if (control->context)
+            QObject::disconnect(control->context); // its slot holds a reference to the job
+        if (control->watcher) {
+            // The watcher may be the sender of the signal being handled: deleted from the loop.
+            control->watcher->disconnect();
+            control->watcher.release()->deleteLater();
+        }
+    }
+
+    void ExecutorCore::requestStop(Job* job)
+    {
+        if (job->control && job->control->stop.stop_possible())
+            job->control->stop.request_stop(); // runs the task's stop callbacks, in this thread
+    }
+
+    void ExecutorCore::timeOut()
+    {
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        auto now = Clock::now();
+        while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
+            Worker* worker = m_deadlines.begin()->second;
+            m_deadlines.erase(m_deadlines.begin());
+            worker->deadline.reset();
+            Job* job = worker->job;
+            if (job->isSettled())
+                continue;
+            const auto timeout = job->control && job->control->timeout ? *job->control->timeout : *defaultTimeout;
+            job->fail(std::make_exception_ptr(TimeoutError(
+                QStringLiteral("the task did not finish within %1 ms").arg(timeout.count()).toStdString())));
+            report(job);
+            requestStop(job); // the stop callbacks may end other tasks: the loop looks again
+            now = Clock::now();
+        }
+        if (!m_deadlines.empty()) {
+            const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_deadlines.begin()->first - now);
+            m_deadlineTimer->start(std::max(wait, std::chrono::milliseconds(0)));
+        }
+    }
+
+    void ExecutorCore::end(Worker& worker, Job* job)
     {
         --active;
+        if (job->control) {
+            disarm(worker);
+            releaseControls(job);
+            if (!job->control->key.isEmpty())
+                keyEnded(job->control->key);
+        } else if (worker.deadline) {
+            disarm(worker);
+        }
+        worker.job = nullptr;
         job->core = nullptr;
         report(job);
         job->deref();
         if (listens(ActiveCountChanged))
             Q_EMIT q->activeCountChanged(active);
         // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
-        if (m_head && active < maxWorkers && !m_idle.empty())
+        if (hasQueued() && active < maxWorkers && !m_idle.empty())
             wakeOrSpawn();
         checkIdle();
     }
 
     void ExecutorCore::drop(Job* job)
     {
+        releaseControls(job);
         job->discard();
         job->core = nullptr;
         report(job);
@@ -325,7 +546,7 @@ namespace detail {
         --workerCount;
         if (listens(WorkerCountChanged))
             Q_EMIT q->workerCountChanged(workerCount);
-        if (m_head && workerCount < maxWorkers) {
+        if (hasQueued() && workerCount < maxWorkers) {
             spawn(); // a worker retired by setMaxWorkers() left work behind
         } else if (workerCount == 0) {
             for (auto handle : std::exchange(shutdownWaiters, {}))
@@ -336,7 +557,7 @@ namespace detail {
     void ExecutorCore::jobCancelled(Job* job)
     {
         const auto keep = shared_from_this(); // a slot may delete the executor
-        if (job->queued) {
+        if (job->queue) {
             unlink(job);
             drop(job);
             emitPendingCountChanged();
@@ -344,6 +565,7 @@ namespace detail {
             releaseIdleWorkers();
         } else {
             report(job); // running: its slot stays taken until its coroutine ends
+            requestStop(job);
         }
     }
 
@@ -381,6 +603,7 @@ namespace detail {
 
     void ExecutorCore::checkIdle()
     {
+        notifyCountWaiters();
         if (m_busy && active == 0 && pending == 0) {
             if (m_reporting > 0) {
                 m_idleDue = true; // see report()
@@ -405,13 +628,126 @@ namespace detail {
         enqueue(jobs);
         if (first && q)
             Q_EMIT q->isShutdownChanged(true);
-        if (cancelFutures && m_head) {
-            while (Job* job = popFront())
-                drop(job);
-            emitPendingCountChanged();
-            checkIdle();
+        if (cancelFutures) {
+            dropAllQueued();
+            // Running tasks are asked to stop; how they end (cancelled, or with a result) is theirs.
+            std::vector<JobRef> running;
+            for (Worker* worker : m_workers) {
+                if (worker && worker->job) {
+                    worker->job->ref();
+                    running.emplace_back(worker->job);
+                }
+            }
+            for (const JobRef& job : running)
+                requestStop(job.get());
         }
         releaseIdleWorkers();
+    }
+
+    void ExecutorCore::dropAllQueued()
+    {
+        if (!hasQueued())
+            return;
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        // One at a time, as a slot of each signal may look at the queue (or clear it itself).
+        while (Job* job = nextStartable()) {
+            unlink(job);
+            drop(job);
+        }
+        for (auto it = m_keys.begin(); it != m_keys.end();) {
+            if (Job* job = it->second.held.head) {
+                unlink(job);
+                drop(job); // a slot may change m_keys: start over
+                it = m_keys.begin();
+            } else {
+                ++it;
+            }
+        }
+        emitPendingCountChanged();
+        setRateLimited(false);
+        checkIdle();
+    }
+
+    int ExecutorCore::clear()
+    {
+        const int cleared = pending;
+        dropAllQueued();
+        releaseIdleWorkers();
+        return cleared;
+    }
+
+    void ExecutorCore::setPaused(bool value)
+    {
+        if (paused == value)
+            return;
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        paused = value;
+        if (q)
+            Q_EMIT q->pausedChanged(paused);
+        if (!paused)
+            dispatch();
+    }
+
+    void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
+    {
+        if (starts < 0)
+            throw std::invalid_argument("the rate limit must not be negative (0: no limit)");
+        if (starts > 0 && window <= std::chrono::milliseconds(0))
+            throw std::invalid_argument("the rate window must be longer than 0 ms");
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        const bool changed = starts != rateLimit || (starts > 0 && window != rateWindow);
+        rateLimit = starts;
+        if (starts > 0)
+            rateWindow = window;
+        while (qsizetype(m_starts.size()) > rateLimit)
+            m_starts.pop_front();
+        if (m_rateTimer)
+            m_rateTimer->stop();
+        if (changed && q)
+            Q_EMIT q->rateLimitChanged();
+        setRateLimited(false); // the next start attempt tells again
+        dispatch();
+    }
+
+    void ExecutorCore::setKeyLimit(const QString& key, int limit)
+    {
+        if (limit <= 0)
+            throw std::invalid_argument("a key limit must be greater than 0");
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        m_keyLimits.insert(key, limit);
+        if (const auto it = m_keys.find(key); it != m_keys.end())
+            releaseHeld(key, it->second);
+        dispatch();
+    }
+
+    void ExecutorCore::setMaxPerKey(int limit)
+    {
+        if (limit <= 0)
+            throw std::invalid_argument("maxPerKey must be greater than 0");
+        if (limit == maxPerKey)
+            return;
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        maxPerKey = limit;
+        for (auto& [key, state] : m_keys)
+            releaseHeld(key, state);
+        if (q)
+            Q_EMIT q->maxPerKeyChanged(limit);
+        dispatch();
+    }
+
+    void ExecutorCore::notifyCountWaiters()
+    {
+        if (m_countWaiters.empty())
+            return;
+        for (std::size_t i = 0; i < m_countWaiters.size();) {
+            CountWaiter* waiter = m_countWaiters[i];
+            if (!countsReached(*waiter)) {
+                ++i;
+                continue;
+            }
+            m_countWaiters.erase(m_countWaiters.begin() + qsizetype(i));
+            resumeLater(std::exchange(waiter->handle, {}));
+        }
     }
 
     void ExecutorCore::releaseIdleWorkers()
@@ -420,7 +756,7 @@ namespace detail {
         // rather than through the event loop, which may not run again. Also when the queue drains
         // after the shutdown: workers that were parked while work was still queued (only some of
         // them are woken per job) would otherwise never leave, and shutdown(wait) never return.
-        if (!shutdown.load(std::memory_order_relaxed) || m_head || m_idle.empty())
+        if (!shutdown.load(std::memory_order_relaxed) || hasQueued() || m_idle.empty())
             return;
         const auto self = shared_from_this(); // destroying idle workers may release the last owner
         for (Worker* worker : std::exchange(m_idle, {})) {
@@ -475,9 +811,7 @@ namespace detail {
         }
         // A raised bound serves queued work at once: wake parked workers (they parked at the old
         // bound with work queued), then spawn.
-        for (qint64 spare = std::min<qint64>(pending, qint64(maxWorkers) - active);
-             spare > 0 && (!m_idle.empty() || workerCount < maxWorkers); --spare)
-            wakeOrSpawn();
+        dispatch();
         if (q)
             Q_EMIT q->maxWorkersChanged(maxWorkers);
     }
@@ -551,6 +885,195 @@ bool TaskPoolExecutor::isShutdown() const
     return d->shutdown.load(std::memory_order_relaxed);
 }
 
+std::optional<std::chrono::milliseconds> TaskPoolExecutor::defaultTimeout() const
+{
+    return d->defaultTimeout;
+}
+
+void TaskPoolExecutor::setDefaultTimeout(std::optional<std::chrono::milliseconds> timeout)
+{
+    if (timeout && timeout->count() < 0)
+        throw std::invalid_argument("a timeout must not be negative");
+    if (timeout == std::chrono::milliseconds::max())
+        timeout.reset();
+    if (timeout == d->defaultTimeout)
+        return;
+    d->defaultTimeout = timeout;
+    Q_EMIT defaultTimeoutChanged();
+}
+
+int TaskPoolExecutor::defaultTimeoutMs() const
+{
+    return d->defaultTimeout ? int(std::min<qint64>(d->defaultTimeout->count(), std::numeric_limits<int>::max())) : 0;
+}
+
+void TaskPoolExecutor::setDefaultTimeoutMs(int ms)
+{
+    if (ms < 0)
+        throw std::invalid_argument("a timeout must not be negative (0: none)");
+    setDefaultTimeout(ms == 0 ? std::nullopt : std::optional(std::chrono::milliseconds(ms)));
+}
+
+bool TaskPoolExecutor::isPaused() const
+{
+    return d->paused;
+}
+
+void TaskPoolExecutor::pause()
+{
+    d->setPaused(true);
+}
+
+void TaskPoolExecutor::resume()
+{
+    d->setPaused(false);
+}
+
+void TaskPoolExecutor::setPaused(bool paused)
+{
+    d->setPaused(paused);
+}
+
+int TaskPoolExecutor::rateLimit() const
+{
+    return d->rateLimit;
+}
+
+std::chrono::milliseconds TaskPoolExecutor::rateWindow() const
+{
+    return d->rateWindow;
+}
+
+int TaskPoolExecutor::rateWindowMs() const
+{
+    return int(std::min<qint64>(d->rateWindow.count(), std::numeric_limits<int>::max()));
+}
+
+void TaskPoolExecutor::setRateLimit(int starts, std::chrono::milliseconds window)
+{
+    d->setRateLimit(starts, window);
+}
+
+bool TaskPoolExecutor::isRateLimited() const
+{
+    return d->rateLimited;
+}
+
+int TaskPoolExecutor::maxPerKey() const
+{
+    return d->maxPerKey;
+}
+
+void TaskPoolExecutor::setMaxPerKey(int limit)
+{
+    d->setMaxPerKey(limit);
+}
+
+int TaskPoolExecutor::keyLimit(const QString& key) const
+{
+    return d->keyLimit(key);
+}
+
+void TaskPoolExecutor::setKeyLimit(const QString& key, int limit)
+{
+    d->setKeyLimit(key, limit);
+}
+
+int TaskPoolExecutor::clear()
+{
+    return d->clear();
+}
+
+namespace {
+    //! Suspends until the executor's counts drop (see ExecutorCore::CountWaiter).
+    class CountAwaiter {
+    public:
+        CountAwaiter(std::shared_ptr<detail::ExecutorCore> core, int pendingBelow) :
+            m_core(std::move(core)), m_waiter { pendingBelow, {} }
+        {
+        }
+        CountAwaiter(const CountAwaiter&) = delete;
+        CountAwaiter& operator=(const CountAwaiter&) = delete;
+        ~CountAwaiter()
+        {
+            if (m_waiter.handle)
+                m_core->removeCountWaiter(&m_waiter); // its coroutine was destroyed while waiting
+        }
+        bool await_ready() const { return m_core->countsReached(m_waiter); }
+        void await_suspend(std::coroutine_handle<> handle)
+        {
+            m_waiter.handle = handle;
+            m_core->addCountWaiter(&m_waiter);
+        }
+        void await_resume() const noexcept { }
+
+    private:
+        std::shared_ptr<detail::ExecutorCore> m_core; // the counts stay readable without the executor
+        detail::ExecutorCore::CountWaiter m_waiter;
+    };
+
+    //! QCoro awaits what operator co_await makes in place; a CountAwaiter must not move.
+    struct Counts {
+        std::shared_ptr<detail::ExecutorCore> core;
+        int pendingBelow;
+        CountAwaiter operator co_await() { return CountAwaiter(core, pendingBelow); }
+    };
+
+    QCoro::Task<void> awaitCounts(std::shared_ptr<detail::ExecutorCore> core, int pendingBelow)
+    {
+        co_await Counts { std::move(core), pendingBelow };
+    }
+
+    void checkExecutorThread(const detail::ExecutorCore& core, const char* what)
+    {
+        if (QThread::currentThread() != core.thread)
+            throw std::logic_error(std::string(what) + " is awaited in the executor's thread only");
+    }
+} // namespace
+
+QCoro::Task<void> TaskPoolExecutor::pendingBelow(int count)
+{
+    if (count < 1)
+        throw std::invalid_argument("pendingBelow(count): count must be greater than 0");
+    checkExecutorThread(*d, "pendingBelow()");
+    return awaitCounts(d, count);
+}
+
+QCoro::Task<void> TaskPoolExecutor::whenIdle()
+{
+    checkExecutorThread(*d, "whenIdle()");
+    return awaitCounts(d, 0);
+}
+
+void TaskPoolExecutor::checkOptions(const SubmitOptions& options)
+{
+    if (options.timeout && options.timeout->count() < 0)
+        throw std::invalid_argument("SubmitOptions::timeout must not be negative");
+}
+
+void TaskPoolExecutor::configure(detail::Job* job, const SubmitOptions* options, bool takesStop)
+{
+    if (options)
+        job->priority = options->priority;
+    const bool needsControl
+        = takesStop || (options && (options->timeout || options->context || !options->key.isEmpty()));
+    if (!needsControl)
+        return;
+    auto* control = new detail::JobControl;
+    job->control = control;
+    control->owner = d;
+    control->takesStop = takesStop;
+    if (!options)
+        return;
+    control->timeout = options->timeout;
+    control->key = options->key;
+    if (options->context) {
+        job->ref(); // held by the connection until the job ends (releaseControls()) or the context goes
+        control->context
+            = QObject::connect(options->context, &QObject::destroyed, [ref = detail::JobRef(job)] { ref->cancel(); });
+    }
+}
+
 QString TaskPoolExecutor::currentWorkerName()
 {
     const auto& current = detail::currentWorker;
@@ -570,10 +1093,16 @@ void TaskPoolExecutor::disconnectNotify(const QMetaMethod& signal)
 void TaskPoolExecutor::enqueue(detail::Job* job)
 {
     job->thread = d->thread; // before the job is published to any other thread
-    if (QThread::currentThread() == d->thread)
+    if (QThread::currentThread() == d->thread) {
         d->enqueue(job);
-    else
+        return;
+    }
+    try {
         d->enqueueRemote(job);
+    } catch (...) {
+        detail::ExecutorCore::releaseControls(job); // shut down meanwhile: never queued
+        throw;
+    }
 }
 
 QCoro::Task<void> TaskPoolExecutor::shutdown(ShutdownOptions options)

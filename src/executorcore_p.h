@@ -3,30 +3,64 @@
 
 #include <taskpool/taskpool.h>
 
+#include <QHash>
 #include <QLoggingCategory>
 #include <QThread>
+#include <QTimer>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <coroutine>
+#include <deque>
+#include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <stop_token>
 #include <vector>
 
 Q_DECLARE_LOGGING_CATEGORY(lcTaskPool)
 
 namespace TaskPool::detail {
 
+//! What a job needs beyond the common case: made before the job is published, only for a task that
+//! takes a stop token or was given SubmitOptions, and deleted with the job.
+struct JobControl {
+    // Set before publication, read-only afterwards (a cancel from another thread reads `owner`).
+    std::weak_ptr<ExecutorCore> owner; // where a cancel from another thread is handed over
+    std::optional<std::chrono::milliseconds> timeout;
+    QString key;
+    bool takesStop = false;
+    QMetaObject::Connection context; // the context's destroyed() cancels the job
+    // The executor's thread only, while the job runs.
+    std::stop_source stop { std::nostopstate };
+    std::unique_ptr<QObject> watcher; // a plain QFuture cancel stops the token too
+};
+
+//! Queued jobs in submission order: one per priority, and one per saturated key.
+struct JobQueue {
+    Job* head = nullptr;
+    Job* tail = nullptr;
+    bool bucket = false; // a priority's queue, erased once empty (the priority-0 one is kept)
+};
+
 //! The executor's state. It outlives the TaskPoolExecutor object while work remains (every worker
 //! coroutine holds it), which is how destroying the executor lets queued and running work finish.
 //! Everything but `incoming`, `shutdown` and `thread` belongs to the executor's thread.
 class ExecutorCore : public std::enable_shared_from_this<ExecutorCore> {
 public:
+    using Clock = std::chrono::steady_clock;
+    struct Worker;
+    using Deadlines = std::multimap<Clock::time_point, Worker*>;
     struct Worker {
         int index;
         std::coroutine_handle<> idleHandle; // set while suspended waiting for work
+        Job* job = nullptr; // the running task
+        std::optional<Deadlines::iterator> deadline; // its timeout, while armed
     };
 
     ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
@@ -35,13 +69,14 @@ public:
     void enqueue(Job* job); // executor thread
     void enqueue(std::span<Job* const> jobs); // executor thread; adopts a reference to each
     void enqueueRemote(Job* job); // any other thread
+    void cancelRemote(JobRef job); // any other thread: hands a cancel over to this one
     void takeIncoming();
 
     // Worker life.
     Job* take(Worker& worker);
     bool shouldLeave(const Worker& worker) const;
     void start(Worker& worker, Job* job);
-    void end(Job* job);
+    void end(Worker& worker, Job* job);
     void leave(Worker* worker);
     void park(Worker& worker, std::coroutine_handle<> handle);
 
@@ -49,7 +84,28 @@ public:
     void beginShutdown(bool cancelFutures);
     void setMaxWorkers(int maxWorkers);
     bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
-    bool hasQueued() const { return m_head != nullptr; }
+    bool hasQueued() const { return pending > 0; }
+
+    // Scheduling controls.
+    int clear();
+    void setPaused(bool paused);
+    void setRateLimit(int starts, std::chrono::milliseconds window);
+    void setKeyLimit(const QString& key, int limit);
+    void setMaxPerKey(int limit);
+    int keyLimit(const QString& key) const { return m_keyLimits.value(key, maxPerKey); }
+    static void releaseControls(Job* job); // the context connection and the watcher
+
+    //! A coroutine waiting for the counts to drop (pendingBelow(), whenIdle()).
+    struct CountWaiter {
+        int pendingBelow; // 0: until idle
+        std::coroutine_handle<> handle;
+    };
+    bool countsReached(const CountWaiter& waiter) const
+    {
+        return waiter.pendingBelow > 0 ? pending < waiter.pendingBelow : pending == 0 && active == 0;
+    }
+    void addCountWaiter(CountWaiter* waiter) { m_countWaiters.push_back(waiter); }
+    void removeCountWaiter(CountWaiter* waiter) { std::erase(m_countWaiters, waiter); }
     //! Keeps the core alive across enqueue()'s signals, whose slots may delete the executor (and
     //! with it the last owner of the core); free when nobody listens to them.
     std::shared_ptr<ExecutorCore> guard()
@@ -81,10 +137,13 @@ public:
     static ExecutorCore* of(TaskPoolExecutor* executor) { return executor->d.get(); }
     bool isWaiting(quint64 taskId)
     {
-        for (Job* job = m_tail; job; job = job->prev) {
-            if (job->id == taskId)
-                return true;
-        }
+        bool found = false;
+        forEachQueue([&](JobQueue& queue) {
+            for (Job* job = queue.tail; job && !found; job = job->prev)
+                found = job->id == taskId;
+        });
+        if (found)
+            return true;
         std::lock_guard lock(m_incomingMutex);
         return std::any_of(m_incoming.begin(), m_incoming.end(), [taskId](Job* job) { return job->id == taskId; });
     }
@@ -99,12 +158,46 @@ public:
     int workerCount = 0;
     std::atomic<bool> shutdown { false };
     std::vector<std::coroutine_handle<>> shutdownWaiters;
+    std::optional<std::chrono::milliseconds> defaultTimeout;
+    bool paused = false;
+    int rateLimit = 0;
+    std::chrono::milliseconds rateWindow { 1000 };
+    bool rateLimited = false;
+    int maxPerKey = std::numeric_limits<int>::max();
 
 private:
+    struct KeyState {
+        int running = 0;
+        JobQueue held; // queued tasks of the key, held back while it is saturated
+    };
+
     void accept(Job* job); // queued, owned by this executor
     void push(Job* job);
-    Job* popFront();
+    void pushInOrder(Job* job); // a held-back job back into its priority's queue
+    void link(JobQueue& queue, Job* job, Job* before);
+    Job* nextStartable(); // the first queued job that may start, still queued; moves saturated keys aside
+    JobQueue* topQueue();
     void unlink(Job* job);
+    bool rateAllows();
+    void recordStart();
+    void setRateLimited(bool limited);
+    void dispatch(); // wakes as many workers as queued work may use
+    void keyEnded(const QString& key);
+    void releaseHeld(const QString& key, KeyState& state);
+    void arm(Worker& worker, Job* job); // timeout, watcher
+    void disarm(Worker& worker);
+    void timeOut();
+    static void requestStop(Job* job);
+    void dropAllQueued();
+    void notifyCountWaiters();
+    template <typename F> void forEachQueue(F&& f)
+    {
+        f(m_normal);
+        for (auto& [priority, queue] : m_byPriority)
+            f(queue);
+        for (auto& [key, state] : m_keys)
+            f(state.held);
+    }
     void drop(Job* job);
     void spawn();
     void wakeOrSpawn();
@@ -112,13 +205,21 @@ private:
     void checkIdle();
     void emitPendingCountChanged()
     {
+        notifyCountWaiters();
         if (listens(PendingCountChanged))
             Q_EMIT q->pendingCountChanged(pending);
     }
     void releaseIdleWorkers();
 
-    Job* m_head = nullptr;
-    Job* m_tail = nullptr;
+    JobQueue m_normal; // priority 0: the common case needs no map look-up
+    std::map<int, JobQueue, std::greater<>> m_byPriority; // the others, highest first
+    std::map<QString, KeyState> m_keys; // keys with running or held tasks
+    QHash<QString, int> m_keyLimits;
+    std::deque<Clock::time_point> m_starts; // the last rateLimit starts, while a rate limit is set
+    std::unique_ptr<QTimer> m_rateTimer;
+    Deadlines m_deadlines;
+    std::unique_ptr<QTimer> m_deadlineTimer;
+    std::vector<CountWaiter*> m_countWaiters;
     std::vector<Worker*> m_workers; // by index; null where no worker; as long as the most workers so far
     std::size_t m_firstFree = 0; // no free index below it
     std::vector<Worker*> m_idle;
@@ -129,6 +230,7 @@ private:
 
     std::mutex m_incomingMutex;
     std::vector<Job*> m_incoming;
+    std::vector<JobRef> m_remoteCancels;
     bool m_incomingPosted = false;
 };
 

@@ -11,6 +11,16 @@ namespace {
 
 Job::Job() : id(lastJobId.fetch_add(1, std::memory_order_relaxed) + 1) { }
 
+Job::~Job()
+{
+    delete control;
+}
+
+std::stop_token Job::stopToken()
+{
+    return control ? control->stop.get_token() : std::stop_token();
+}
+
 bool Job::addWaiter(Waiter& waiter)
 {
     std::lock_guard lock(m_waitersLock);
@@ -60,9 +70,17 @@ bool Job::cancel()
         hasOutcome(); // settled by another thread: once this returns false, done() is true
         return false;
     }
-    // From another thread the executor learns of it when it reaches the job (see Future).
-    if (thread == QThread::currentThread() && core)
-        core->jobCancelled(this);
+    if (thread == QThread::currentThread()) {
+        if (core)
+            core->jobCancelled(this);
+    } else if (control) {
+        // A task with a stop token or options is told in its executor's thread, where its stop
+        // callbacks run. Without, the executor learns of it when it reaches the job (see Future).
+        if (auto owner = control->owner.lock()) {
+            ref();
+            owner->cancelRemote(JobRef(this));
+        }
+    }
     return true;
 }
 

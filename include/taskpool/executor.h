@@ -16,6 +16,7 @@
 #include <QString>
 #include <QStringList>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 
@@ -33,10 +34,28 @@ struct ShutdownOptions {
     bool cancelFutures = false;
 };
 
+//! Per-task options of TaskPoolExecutor::submit(): `pool.submit({.timeout = 5s}, fn, args...)`.
+struct SubmitOptions {
+    //! How long the task may run, counted from its start (time spent queued does not count). When
+    //! it passes, the future fails with TimeoutError and the task's stop token is stopped. None:
+    //! the executor's defaultTimeout(); `std::chrono::milliseconds::max()`: no limit.
+    std::optional<std::chrono::milliseconds> timeout;
+    //! The task lives no longer than this object (as the context of QObject::connect()): once it is
+    //! destroyed, the task is cancelled (queued: never starts; running: its stop token is stopped).
+    QObject* context = nullptr;
+    //! Higher starts first; equal priorities start in submission order.
+    int priority = 0;
+    //! Tasks sharing a key run at most keyLimit(key) at once (a host name for a polite crawler);
+    //! empty: no key.
+    QString key;
+};
+
 //! Options of TaskPoolExecutor::map().
 struct MapOptions {
     //! How many items may be submitted ahead of the consumer; none: all of them at once.
     std::optional<int> bufferSize;
+    //! The priority of every item (see SubmitOptions::priority).
+    int priority = 0;
 };
 
 //! Runs coroutines with at most maxWorkers() of them in flight on the Qt event loop.
@@ -56,6 +75,12 @@ class TASKPOOL_EXPORT TaskPoolExecutor : public QObject {
     Q_PROPERTY(int workerCount READ workerCount NOTIFY workerCountChanged)
     Q_PROPERTY(QStringList workerNames READ workerNames NOTIFY workerCountChanged)
     Q_PROPERTY(bool isShutdown READ isShutdown NOTIFY isShutdownChanged)
+    Q_PROPERTY(int defaultTimeout READ defaultTimeoutMs WRITE setDefaultTimeoutMs NOTIFY defaultTimeoutChanged)
+    Q_PROPERTY(bool paused READ isPaused WRITE setPaused NOTIFY pausedChanged)
+    Q_PROPERTY(int rateLimit READ rateLimit NOTIFY rateLimitChanged)
+    Q_PROPERTY(int rateWindow READ rateWindowMs NOTIFY rateLimitChanged)
+    Q_PROPERTY(bool rateLimited READ isRateLimited NOTIFY rateLimitedChanged)
+    Q_PROPERTY(int maxPerKey READ maxPerKey WRITE setMaxPerKey NOTIFY maxPerKeyChanged)
 
 public:
     //! An executor with QThread::idealThreadCount() workers at most.
@@ -85,6 +110,61 @@ public:
     //! Whether shutdown() was called.
     bool isShutdown() const;
 
+    //! The timeout of tasks submitted without SubmitOptions::timeout; none by default.
+    std::optional<std::chrono::milliseconds> defaultTimeout() const;
+    //! Sets it for tasks that start from now on; none (or `milliseconds::max()`) for no limit.
+    /*! \throws std::invalid_argument for a negative timeout. */
+    void setDefaultTimeout(std::optional<std::chrono::milliseconds> timeout);
+    //! defaultTimeout() in milliseconds, 0 for none (the property's form, for QML).
+    int defaultTimeoutMs() const;
+    //! Sets defaultTimeout() in milliseconds, 0 for none. \throws std::invalid_argument when < 0.
+    void setDefaultTimeoutMs(int ms);
+
+    //! Whether queued tasks are held (pause()); running tasks go on.
+    bool isPaused() const;
+    //! Stops starting queued tasks until resume(); submit() still queues.
+    void pause();
+    //! Starts queued tasks again.
+    void resume();
+    //! pause() or resume().
+    void setPaused(bool paused);
+
+    //! At most rateLimit() tasks start in any window of rateWindow() (a strict sliding window);
+    //! 0: no limit (the default).
+    int rateLimit() const;
+    //! The window of the rate limit.
+    std::chrono::milliseconds rateWindow() const;
+    //! rateWindow() in milliseconds (the property's form).
+    int rateWindowMs() const;
+    //! Allows at most \a starts task starts in any window of \a window, on top of maxWorkers();
+    //! `setRateLimit(0)` removes the limit. Applies at once, to queued tasks too.
+    /*! \throws std::invalid_argument when starts < 0 or, with starts > 0, window <= 0. */
+    void setRateLimit(int starts, std::chrono::milliseconds window = std::chrono::seconds(1));
+    //! True while queued tasks wait only because of the rate limit.
+    bool isRateLimited() const;
+
+    //! How many tasks sharing a key may run at once, unless setKeyLimit() says otherwise for that
+    //! key; unlimited (INT_MAX) by default. \throws std::invalid_argument when <= 0.
+    int maxPerKey() const;
+    //! \copydoc maxPerKey()
+    void setMaxPerKey(int limit);
+    //! How many tasks with \a key may run at once.
+    int keyLimit(const QString& key) const;
+    //! Sets the limit of one key; tasks queued for it start as it allows, and tasks of other keys
+    //! are never held back by them. \throws std::invalid_argument when \a limit <= 0.
+    void setKeyLimit(const QString& key, int limit);
+
+    //! Cancels every queued task (they never start; their futures end cancelled) without shutting
+    //! down; running tasks go on. Returns how many were cancelled.
+    int clear();
+
+    //! An awaitable that completes once fewer than \a count tasks are queued (at once if so now):
+    //! p-queue's onSizeLessThan, for a producer feeding an endless source. Executor thread.
+    /*! \throws std::invalid_argument when count < 1. */
+    QCoro::Task<void> pendingBelow(int count);
+    //! An awaitable that completes once no task runs or is queued (at once if so now).
+    QCoro::Task<void> whenIdle();
+
     //! The name of the worker running the calling task, during the task's synchronous start
     //! (until its first suspension); empty elsewhere.
     static QString currentWorkerName();
@@ -102,19 +182,18 @@ public:
     requires detail::CallableLike<std::decay_t<Fn>, std::decay_t<Args>...>
     [[nodiscard]] auto submit(Fn&& fn, Args&&... args)
     {
-        using F = std::decay_t<Fn>;
-        constexpr bool usable = detail::checkSubmitCall<F, std::decay_t<Args>...>(); // says what to do
-        if constexpr (!usable) {
-            return;
-        } else if constexpr (detail::TakesPromise<F>) {
-            using T = typename detail::PromiseOfFirst<typename detail::Signature<F>::args>::type;
-            return submitJob<T, detail::PromiseCall<T, F, std::decay_t<Args>...>>(
-                std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
-        } else {
-            using Work = detail::Call<F, std::decay_t<Args>...>;
-            return submitJob<typename Work::Value, Work>(
-                std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
-        }
+        return submitCall<false>(nullptr, std::forward<Fn>(fn), std::forward<Args>(args)...);
+    }
+
+    //! submit(fn, args...) with per-task options: `pool.submit({.timeout = 5s}, fn, args...)`.
+    /*!
+     * \throws std::invalid_argument for a negative timeout; ShutdownError after shutdown().
+     */
+    template <typename Fn, typename... Args>
+    requires detail::CallableLike<std::decay_t<Fn>, std::decay_t<Args>...>
+    [[nodiscard]] auto submit(const SubmitOptions& options, Fn&& fn, Args&&... args)
+    {
+        return submitCall<true>(&options, std::forward<Fn>(fn), std::forward<Args>(args)...);
     }
 
     //! Awaits \a awaitable inside a worker.
@@ -128,7 +207,22 @@ public:
         constexpr bool usable = detail::checkSubmitAwaitable<A>(); // says what to do
         if constexpr (usable) {
             using Work = detail::Await<std::decay_t<A>>;
-            return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(std::forward<A>(awaitable));
+            return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(nullptr,
+                                                                                    std::forward<A>(awaitable));
+        }
+    }
+
+    //! submit(awaitable) with per-task options (an awaitable cannot take a stop token: a timeout or
+    //! a context's end settles its future, and its slot frees when it completes).
+    template <typename A>
+    requires(!std::invocable<std::decay_t<A>> && detail::QCoroAwaitable<A>)
+        [[nodiscard]] auto submit(const SubmitOptions& options, A&& awaitable)
+    {
+        constexpr bool usable = detail::checkSubmitAwaitable<A>(); // says what to do
+        if constexpr (usable) {
+            using Work = detail::Await<std::decay_t<A>>;
+            return submitJob<typename detail::ValueOf<std::decay_t<A>>::type, Work>(&options,
+                                                                                    std::forward<A>(awaitable));
         }
     }
 
@@ -201,6 +295,16 @@ Q_SIGNALS:
     void workerCountChanged(int workerCount);
     //! shutdown() was called.
     void isShutdownChanged(bool isShutdown);
+    //! The defaultTimeout property changed.
+    void defaultTimeoutChanged();
+    //! pause() or resume() changed the paused property.
+    void pausedChanged(bool paused);
+    //! setRateLimit() changed the limit or its window.
+    void rateLimitChanged();
+    //! The rate limit started or stopped holding queued tasks back.
+    void rateLimitedChanged(bool rateLimited);
+    //! The maxPerKey property changed.
+    void maxPerKeyChanged(int maxPerKey);
     //! A task (identified by Future::taskId()) started in the named worker.
     void taskStarted(quint64 taskId, const QString& workerName);
     //! Exactly one of the next three is emitted per task, when its future settles.
@@ -224,15 +328,39 @@ private:
     friend class detail::ExecutorCore;
     template <typename, typename...> friend class detail::MapState;
 
-    template <typename T, typename Work, typename... A> Future<T> submitJob(A&&... a)
+    template <bool withOptions, typename Fn, typename... Args>
+    auto submitCall(const SubmitOptions* options, Fn&& fn, Args&&... args)
+    {
+        using F = std::decay_t<Fn>;
+        constexpr bool usable = detail::checkSubmitCall<F, std::decay_t<Args>...>(); // says what to do
+        if constexpr (!usable) {
+            return;
+        } else if constexpr (detail::TakesPromise<F>) {
+            using T = typename detail::PromiseOfFirst<typename detail::Signature<F>::args>::type;
+            return submitJob<T, detail::PromiseCall<T, F, std::decay_t<Args>...>>(
+                options, std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+        } else {
+            using Work = detail::Call<F, std::decay_t<Args>...>;
+            return submitJob<typename Work::Value, Work>(
+                options, std::forward<Fn>(fn), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+        }
+    }
+
+    template <typename T, typename Work, typename... A> Future<T> submitJob(const SubmitOptions* options, A&&... a)
     {
         if (isShutdown())
             throw ShutdownError();
+        if (options)
+            checkOptions(*options); // before anything is made
         auto* job = new detail::TaskJob<detail::FutureJob<T>, Work>(std::forward<A>(a)...);
         Future<T> future(job->future(), detail::JobRef(job));
+        if (options || Work::takesStop)
+            configure(job, options, Work::takesStop);
         enqueue(job);
         return future;
     }
+    static void checkOptions(const SubmitOptions& options);
+    void configure(detail::Job* job, const SubmitOptions* options, bool takesStop);
     void enqueue(detail::Job* job);
 
     std::shared_ptr<detail::ExecutorCore> d;
@@ -247,6 +375,8 @@ template <typename Fn, typename... Views> bool detail::MapState<Fn, Views...>::i
 template <typename Fn, typename... Views>
 void detail::MapState<Fn, Views...>::enqueue(TaskPoolExecutor* executor, Job* job)
 {
+    if constexpr (Work::takesStop)
+        executor->configure(job, nullptr, true);
     executor->enqueue(job);
 }
 //! \endcond

@@ -9,13 +9,16 @@
 #include <taskpool/errors.h>
 
 #include <QFuture>
+#include <QPointer>
 #include <QThread>
 
 #include <exception>
+#include <memory>
 
 namespace TaskPool {
 
 class TaskPoolExecutor;
+template <typename T> class Future;
 
 namespace detail {
 
@@ -73,6 +76,69 @@ namespace detail {
     private:
         QFuture<T> m_future;
         std::unique_ptr<WatcherAwaiter<T>> m_watching;
+    };
+
+    //! Who resumes a coroutine awaiting Future::within(): the future settling or the context going,
+    //! whichever comes first; nobody once the awaiter is gone.
+    struct WithinState {
+        std::coroutine_handle<> handle;
+        QThread* thread;
+        bool fired = false;
+        void fire()
+        {
+            if (!std::exchange(fired, true))
+                resumeLater(handle, thread);
+        }
+    };
+
+    template <typename F> Detached fireWhenSettled(F future, std::shared_ptr<WithinState> state)
+    {
+        try {
+            co_await future;
+        } catch (...) {
+            // the outcome is read by the awaiter
+        }
+        state->fire();
+    }
+
+    template <typename T> class WithinAwaiter {
+    public:
+        template <typename F>
+        WithinAwaiter(const F& future, const QObject* context) : m_future(future), m_context(context)
+        {
+        }
+        WithinAwaiter(const WithinAwaiter&) = delete;
+        WithinAwaiter& operator=(const WithinAwaiter&) = delete;
+        ~WithinAwaiter() { release(); }
+        bool await_ready() const { return !m_context; }
+        void await_suspend(std::coroutine_handle<> handle)
+        {
+            m_state = std::make_shared<WithinState>(WithinState { handle, QThread::currentThread() });
+            m_connection = QObject::connect(m_context, &QObject::destroyed, [state = m_state] { state->fire(); });
+            fireWhenSettled(m_future, m_state);
+        }
+        T await_resume()
+        {
+            release();
+            if (!m_context)
+                throw CancelledError(); // the context is gone: nothing after the co_await runs
+            auto outcome = m_future.operator co_await();
+            if (!outcome.await_ready())
+                throw std::logic_error("Future::within(): resumed before the future settled");
+            return outcome.await_resume();
+        }
+
+    private:
+        void release()
+        {
+            QObject::disconnect(m_connection);
+            if (m_state)
+                m_state->fired = true; // a later settle resumes nobody
+        }
+        Future<T> m_future;
+        QPointer<const QObject> m_context;
+        std::shared_ptr<WithinState> m_state;
+        QMetaObject::Connection m_connection;
     };
 
 } // namespace detail
@@ -197,6 +263,16 @@ public:
 
     //! Awaits the outcome: see the class description.
     detail::FutureAwaiter<T> operator co_await() const { return detail::FutureAwaiter<T>(*this, m_job); }
+
+    //! Awaits the outcome as long as \a context lives: `co_await future.within(this)`.
+    /*!
+     * Once \a context is destroyed, the awaiting coroutine resumes (from the event loop, soon
+     * after) with CancelledError instead of the outcome, also when the future settled in between,
+     * so code after the `co_await` never runs for a dead object; the future itself is untouched
+     * (cancel it too, or submit with SubmitOptions::context). \a context must live in the awaiting
+     * coroutine's thread.
+     */
+    detail::WithinAwaiter<T> within(const QObject* context) const { return detail::WithinAwaiter<T>(*this, context); }
 
 private:
     friend class TaskPoolExecutor;

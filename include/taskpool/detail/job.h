@@ -11,6 +11,9 @@
 
 #include <atomic>
 #include <coroutine>
+#include <exception>
+#include <functional>
+#include <stop_token>
 #include <thread>
 
 namespace QCoro {
@@ -20,6 +23,8 @@ template <typename T> class Task;
 namespace TaskPool::detail {
 
 class ExecutorCore;
+struct JobQueue;
+struct JobControl;
 
 //! A coroutine suspended until a job settles. It lives in the awaiting coroutine's frame, so a
 //! settling job allocates nothing to wake it.
@@ -84,8 +89,13 @@ public:
     //! Unregisters a waiter whose coroutine is destroyed before it was resumed.
     void removeWaiter(Waiter& waiter) noexcept;
 
-    //! Cancels the job from any thread; false when it had already settled.
+    //! Cancels the job from any thread; false when it had already settled. A running task's stop
+    //! token is then stopped in the executor's thread (handed over there from any other).
     bool cancel();
+    //! Settles the job failed with \a error unless it has settled already (a timeout).
+    virtual void fail(std::exception_ptr error) = 0;
+    //! The stop token passed to the task; the first call makes its stop source. Executor thread.
+    std::stop_token stopToken();
 
     //! Starts the task inside a worker whose coroutine is \a worker. True when the task's coroutine
     //! is still running: it resumes \a worker when it ends, and the worker then calls finishRun().
@@ -96,24 +106,29 @@ public:
     virtual void discard() = 0;
     //! True when the job's future was cancelled through some copy of it (possibly a plain QFuture).
     virtual bool isCancelRequested() const noexcept = 0;
+    //! A watcher of the job's QFuture calling \a onCancel when a plain QFuture copy cancels it (Qt's
+    //! only hook for that); null for a job without a QFuture. Made only for tasks taking a token.
+    virtual QObject* watchCancel(std::function<void()> onCancel) { return (void)onCancel, nullptr; }
     //! How the job settled and, when it failed, why. Only valid once settled.
     virtual Outcome outcome(QString* message = nullptr) const = 0;
     //! How the job settled, as recorded when it did: final, whatever later happens to its QFuture
     //! (Qt lets a plain QFuture::cancel() flag even a finished future canceled). Once settled.
     Outcome settledAs() const noexcept { return m_settledAs; }
 
-    const quint64 id; // unique in the process
+    const quint64 id; // unique in the process, increasing: the order of submission
     QThread* thread = nullptr; // the executor's thread; set once, before the job is published
+    JobControl* control = nullptr; // the options beyond the common case; set before publication
+    int priority = 0; // set before publication
 
     // Executor bookkeeping; touched only in the executor's thread.
     ExecutorCore* core = nullptr;
+    JobQueue* queue = nullptr; // where it waits to start; null once taken
     Job* prev = nullptr;
     Job* next = nullptr;
-    bool queued = false;
     bool reported = false; // the executor emitted this job's terminal signal
 
 protected:
-    virtual ~Job() = default;
+    virtual ~Job();
 
     //! Claims the right to settle the job: exactly one caller (completion or cancel) gets true.
     bool beginSettle() noexcept

@@ -49,6 +49,7 @@ template <typename T> class ValueJob : public Job {
 public:
     using value_type = T;
     bool isCancelRequested() const noexcept override { return false; }
+    void fail(std::exception_ptr error) override { settleFailed(std::move(error)); }
     Outcome outcome(QString* message) const override
     {
         if (auto* error = std::get_if<std::exception_ptr>(&m_outcome)) {
@@ -102,15 +103,24 @@ private:
     std::variant<std::monostate, T, std::exception_ptr, Cancelled> m_outcome;
 };
 
-//! fn(args...) for one map() item: the callable is shared by all items of the map.
+//! fn(args...), or fn(stop, args...), for one map() item: the callable is shared by all items.
 template <typename Fn, typename... Args> struct MapCall {
+    static constexpr bool takesStop = std::invocable<Fn&, std::stop_token, Args...>;
     std::shared_ptr<Fn> fn;
     std::tuple<Args...> args;
-    using Return = std::invoke_result_t<Fn&, Args...>; // spelled out, as in Call
+    using Return = std::conditional_t<takesStop, std::invoke_result<Fn&, std::stop_token, Args...>,
+                                      std::invoke_result<Fn&, Args...>>::type; // spelled out, as in Call
     using Value = typename ValueOf<Return>::type;
-    Return invoke()
+    Return invoke(std::stop_token stop)
     {
-        return std::apply([this](Args&... a) -> decltype(auto) { return std::invoke(*fn, std::move(a)...); }, args);
+        return std::apply(
+            [&](Args&... a) -> decltype(auto) {
+                if constexpr (takesStop)
+                    return std::invoke(*fn, std::move(stop), std::move(a)...);
+                else
+                    return std::invoke(*fn, std::move(a)...);
+            },
+            args);
     }
 };
 

@@ -7,6 +7,7 @@
 #include <taskpool/taskpool_export.h>
 
 #include <coroutine>
+#include <exception>
 
 class QThread;
 
@@ -23,6 +24,17 @@ TASKPOOL_EXPORT void resumeLater(std::coroutine_handle<> handle, QThread* thread
 //! Resumes \a handle from a later turn of the current thread's event loop, after the events
 //! already posted (resumeLater() may resume it within the drain that is running).
 TASKPOOL_EXPORT void yieldLater(std::coroutine_handle<> handle);
+
+//! A coroutine nobody awaits: it starts at once and frees its frame when it returns.
+struct Detached {
+    struct promise_type {
+        Detached get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() const noexcept { return {}; }
+        std::suspend_never final_suspend() const noexcept { return {}; }
+        void return_void() const noexcept { }
+        void unhandled_exception() const noexcept { std::terminate(); }
+    };
+};
 
 //! An awaitable that suspends and comes back from a later turn of the event loop.
 struct Yield {

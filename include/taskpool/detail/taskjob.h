@@ -10,6 +10,7 @@
 
 #include <QCoro/QCoroTask>
 #include <QFutureInterface>
+#include <QFutureWatcher>
 #include <QPromise>
 
 #include <functional>
@@ -102,55 +103,91 @@ template <typename Tuple> struct PromiseOfFirst {
 };
 template <typename T, typename... A> struct PromiseOfFirst<std::tuple<QPromise<T>&, A...>> {
     using type = T;
+    static constexpr bool stop = false;
+};
+template <typename S, typename T, typename... A>
+requires std::is_same_v<std::remove_cvref_t<S>, std::stop_token>
+struct PromiseOfFirst<std::tuple<S, QPromise<T>&, A...>> {
+    using type = T;
+    static constexpr bool stop = true;
 };
 
-//! The T of a callable whose first parameter is QPromise<T>& (as with QtConcurrent::run).
+//! The T of a callable whose first parameter is QPromise<T>& (as with QtConcurrent::run), or whose
+//! first two are std::stop_token and QPromise<T>&.
 template <typename F>
 concept TakesPromise = !std::is_member_function_pointer_v<F> && requires
 {
     typename PromiseOfFirst<typename Signature<F>::args>::type;
 };
 
+//! A callable that can take a std::stop_token before its arguments gets one (as std::jthread does).
+template <typename F, typename... Args>
+inline constexpr bool takesStopToken = [] {
+    if constexpr (TakesPromise<F>)
+        return PromiseOfFirst<typename Signature<F>::args>::stop;
+    else
+        return std::invocable<F, std::stop_token, Args...>;
+}();
+
 // ---- the work a job runs ------------------------------------------------------------------------
 
-//! fn(args...), called with the decayed copies moved in (as std::thread does).
+// Each work type has invoke(std::stop_token), which passes the token on only when takesStop.
+
+//! fn(args...), or fn(stop, args...), called with the decayed copies moved in (as std::thread does).
 template <typename Fn, typename... Args> struct Call {
+    static constexpr bool takesStop = takesStopToken<Fn, Args...>;
     Fn fn;
     std::tuple<Args...> args;
     // The return type is spelled out: a class cannot call its own deduced-return members in its
     // body (clang rejects it; g++ accepts it).
-    using Return = std::invoke_result_t<Fn, Args...>;
+    using Return = std::conditional_t<takesStop, std::invoke_result<Fn, std::stop_token, Args...>,
+                                      std::invoke_result<Fn, Args...>>::type;
     using Value = typename ValueOf<Return>::type;
-    Return invoke()
-    {
-        return std::apply([this](Args&... a) -> decltype(auto) { return std::invoke(std::move(fn), std::move(a)...); },
-                          args);
-    }
-};
-
-//! fn(promise, args...) for a callable that reports through a QPromise<T>&.
-template <typename T, typename Fn, typename... Args> struct PromiseCall {
-    Fn fn;
-    std::tuple<Args...> args;
-    std::optional<QPromise<T>> promise {}; // made when the task starts, dropped after it settled
-    decltype(auto) invoke()
+    Return invoke(std::stop_token stop)
     {
         return std::apply(
-            [this](Args&... a) -> decltype(auto) { return std::invoke(std::move(fn), *promise, std::move(a)...); },
+            [&](Args&... a) -> decltype(auto) {
+                if constexpr (takesStop)
+                    return std::invoke(std::move(fn), std::move(stop), std::move(a)...);
+                else
+                    return std::invoke(std::move(fn), std::move(a)...);
+            },
             args);
     }
 };
 
-//! An awaitable handed over as it is.
+//! fn(promise, args...), or fn(stop, promise, args...), for a callable that reports through a
+//! QPromise<T>&.
+template <typename T, typename Fn, typename... Args> struct PromiseCall {
+    static constexpr bool takesStop = takesStopToken<Fn, Args...>;
+    Fn fn;
+    std::tuple<Args...> args;
+    std::optional<QPromise<T>> promise {}; // made when the task starts, dropped after it settled
+    decltype(auto) invoke(std::stop_token stop)
+    {
+        return std::apply(
+            [&](Args&... a) -> decltype(auto) {
+                if constexpr (takesStop)
+                    return std::invoke(std::move(fn), std::move(stop), *promise, std::move(a)...);
+                else
+                    return std::invoke(std::move(fn), *promise, std::move(a)...);
+            },
+            args);
+    }
+};
+
+//! An awaitable handed over as it is: made before submit(), it cannot be given a token.
 template <typename A> struct Await {
+    static constexpr bool takesStop = false;
     A awaitable;
-    A&& invoke() { return std::move(awaitable); }
+    A&& invoke(std::stop_token) { return std::move(awaitable); }
 };
 #if TASKPOOL_HAS_LAZY_TASK
 //! A LazyTask, which cannot move, is kept as its not yet started coroutine.
 template <typename T> struct Await<QCoro::LazyTask<T>> {
+    static constexpr bool takesStop = false;
     LazyCoroutine<T> awaitable;
-    LazyCoroutine<T>&& invoke() { return std::move(awaitable); }
+    LazyCoroutine<T>&& invoke(std::stop_token) { return std::move(awaitable); }
 };
 #endif
 
@@ -169,6 +206,14 @@ public:
     using value_type = T;
     QFuture<T> future() const { return m_fi.future(); }
     bool isCancelRequested() const noexcept override { return m_fi.isCanceled(); }
+    void fail(std::exception_ptr error) override { settleFailed(std::move(error)); }
+    QObject* watchCancel(std::function<void()> onCancel) override
+    {
+        auto* watcher = new QFutureWatcher<T>;
+        QObject::connect(watcher, &QFutureWatcherBase::canceled, watcher, std::move(onCancel));
+        watcher->setFuture(future());
+        return watcher;
+    }
     Outcome outcome(QString* message) const override
     {
         if (message && settledAs() == Outcome::Failed)
@@ -274,7 +319,7 @@ template <typename V, typename R> QCoro::Task<V> asTask(R&& returned)
  */
 template <typename Base, typename Work> class TaskJob final : public Base {
     using T = typename Base::value_type;
-    using R = decltype(std::declval<Work&>().invoke());
+    using R = decltype(std::declval<Work&>().invoke(std::stop_token()));
     using V = typename ValueOf<R>::type;
     static constexpr bool awaits = QCoroAwaitable<R>;
 
@@ -293,8 +338,11 @@ public:
         try {
             if constexpr (isPromiseCall<Work>)
                 m_work->promise.emplace(this->m_fi);
+            std::stop_token stop;
+            if constexpr (Work::takesStop)
+                stop = this->stopToken();
             if constexpr (awaits) {
-                m_running = asTask<V>(m_work->invoke()); // its synchronous start happens here
+                m_running = asTask<V>(m_work->invoke(std::move(stop))); // its synchronous start happens here
                 auto awaiter = m_running.operator co_await();
                 if (!awaiter.await_ready()) {
                     awaiter.await_suspend(worker);
@@ -303,10 +351,10 @@ public:
                 finishRun();
                 return false;
             } else if constexpr (std::is_void_v<R>) {
-                m_work->invoke();
+                m_work->invoke(std::move(stop));
                 finish();
             } else {
-                finish(m_work->invoke());
+                finish(m_work->invoke(std::move(stop)));
             }
         } catch (...) {
             settleThrown();

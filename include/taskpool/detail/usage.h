@@ -4,6 +4,7 @@
 #error "Do not include taskpool/detail headers directly; include <taskpool/taskpool.h>"
 #endif
 
+#include <taskpool/detail/map.h>
 #include <taskpool/detail/taskjob.h>
 
 #include <concepts>
@@ -19,23 +20,34 @@ namespace TaskPool::detail {
 //! or any object that is not an awaitable (one with overloaded or templated operator()s included,
 //! so that a wrong call reaches the static_assert that says what to do).
 template <typename F, typename... Args>
-concept CallableLike
-    = std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>> || std::is_member_pointer_v<std::remove_cvref_t<
-        F>> || std::invocable<F, Args...> ||(std::is_class_v<std::remove_cvref_t<F>> && !QCoroAwaitable<F>);
+concept CallableLike = std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>> || std::
+    is_member_pointer_v<std::remove_cvref_t<F>> || std::invocable<F, Args...> || std::invocable<
+        F, std::stop_token, Args...> ||(std::is_class_v<std::remove_cvref_t<F>> && !QCoroAwaitable<F>);
 
-//! fn(QPromise<T>&, args...) can be called with the decay-copied arguments.
+//! The QPromise<T>& a promise-taking callable is given.
+template <typename F> using PromiseOf = QPromise<typename PromiseOfFirst<typename Signature<F>::args>::type>&;
+
+//! fn([stop, ]QPromise<T>&, args...) can be called with the decay-copied arguments.
 template <typename F, typename... Args>
 inline constexpr bool promiseCallable = [] {
-    if constexpr (TakesPromise<F>)
-        return std::invocable<F, QPromise<typename PromiseOfFirst<typename Signature<F>::args>::type>&, Args...>;
-    else
+    if constexpr (!TakesPromise<F>)
         return false;
+    else if constexpr (PromiseOfFirst<typename Signature<F>::args>::stop)
+        return std::invocable<F, std::stop_token, PromiseOf<F>, Args...>;
+    else
+        return std::invocable<F, PromiseOf<F>, Args...>;
 }();
 
 //! What awaiting the call's result gives: void for a callable that reports through its promise.
 template <typename F, typename... Args>
-using PromiseCallValue = typename ValueOf<
-    std::invoke_result_t<F, QPromise<typename PromiseOfFirst<typename Signature<F>::args>::type>&, Args...>>::type;
+using PromiseCallValue =
+    typename ValueOf<typename std::conditional_t<PromiseOfFirst<typename Signature<F>::args>::stop,
+                                                 std::invoke_result<F, std::stop_token, PromiseOf<F>, Args...>,
+                                                 std::invoke_result<F, PromiseOf<F>, Args...>>::type>::type;
+
+//! fn(args...) or fn(std::stop_token, args...) can be called.
+template <typename F, typename... Args>
+concept PlainCallable = std::invocable<F, Args...> || std::invocable<F, std::stop_token, Args...>;
 
 //! Each check returns whether the call is right, after a static_assert that says what to do when it is
 //! not; the caller computes it as a constant (so the message comes first) and compiles nothing
@@ -53,8 +65,9 @@ template <typename F, typename... Args> constexpr bool checkSubmitCall()
                           "(promise.addResult()): it must return void or QCoro::Task<void>, not a value.");
         }
     } else {
-        static_assert(std::invocable<F, Args...>,
-                      "submit(fn, args...): fn cannot be called with these arguments. They are decay-copied (as "
+        static_assert(PlainCallable<F, Args...>,
+                      "submit(fn, args...): fn cannot be called with these arguments (after a std::stop_token, if it "
+                      "takes one first). They are decay-copied (as "
                       "std::thread does) and passed as rvalues: check their number and types; wrap an argument in "
                       "std::ref() or std::cref() to pass a reference.");
     }
@@ -64,7 +77,7 @@ template <typename F, typename... Args> constexpr bool checkSubmitCall()
         else
             return false;
     } else {
-        return std::invocable<F, Args...>;
+        return PlainCallable<F, Args...>;
     }
 }
 
@@ -93,11 +106,11 @@ template <typename F, typename... Ranges> constexpr bool checkMapCall()
                   "its arguments), and these items cannot be: map over std::shared_ptr or other copyable handles, "
                   "or submit() each move-only item yourself.");
     if constexpr (!TakesPromise<F> && copyable) {
-        static_assert(std::invocable<F&, std::ranges::range_value_t<Ranges>...>,
+        static_assert(PlainCallable<F&, std::ranges::range_value_t<Ranges>...>,
                       "map(fn, ranges...): fn must take one item of each range, in order (called as "
                       "fn(std::ranges::range_value_t<Range>&&...)); check the number of ranges and fn's parameters.");
-        if constexpr (std::invocable<F&, std::ranges::range_value_t<Ranges>...>) {
-            using Value = typename ValueOf<std::invoke_result_t<F&, std::ranges::range_value_t<Ranges>...>>::type;
+        if constexpr (PlainCallable<F&, std::ranges::range_value_t<Ranges>...>) {
+            using Value = typename MapCall<F, std::ranges::range_value_t<Ranges>...>::Value;
             static_assert(!std::is_void_v<Value>,
                           "map(fn, ranges...): fn returns nothing (void or QCoro::Task<void>), and map() yields fn's "
                           "results: return a value, or submit() each item for its side effects.");
