@@ -21,6 +21,7 @@ class TaskPoolExecutor;
 template <typename T> class Future;
 
 namespace detail {
+    template <typename T> struct Within;
 
     //! Whether a pool job has its final outcome, readable in this thread. A cancel made through a
     //! plain QFuture copy (Qt has no hook for it) is honoured here, when it is first seen; a settle
@@ -139,6 +140,13 @@ namespace detail {
         QPointer<const QObject> m_context;
         std::shared_ptr<WithinState> m_state;
         QMetaObject::Connection m_connection;
+    };
+
+    //! What Future::within() returns: QCoro copies what it awaits, which an awaiter cannot be.
+    template <typename T> struct Within {
+        Future<T> future;
+        const QObject* context;
+        WithinAwaiter<T> operator co_await() const { return WithinAwaiter<T>(future, context); }
     };
 
 } // namespace detail
@@ -272,7 +280,7 @@ public:
      * (cancel it too, or submit with SubmitOptions::context). \a context must live in the awaiting
      * coroutine's thread.
      */
-    detail::WithinAwaiter<T> within(const QObject* context) const { return detail::WithinAwaiter<T>(*this, context); }
+    detail::Within<T> within(const QObject* context) const { return detail::Within<T> { *this, context }; }
 
 private:
     friend class TaskPoolExecutor;
