@@ -193,8 +193,8 @@ public:
      * gone. Iterate it in the executor's thread.
      *
      * \code
-     * QCORO_FOREACH(const auto &[index, hash], pool.mapUnordered({.bufferSize = 4}, hashFile, paths))
-     *     qInfo() << paths[index] << hash;                 // in completion order
+     * QCORO_FOREACH(const auto &done, pool.mapUnordered({.bufferSize = 4}, hashFile, paths))
+     *     qInfo() << paths[done.index] << done.value;      // in completion order
      * \endcode
      * \throws std::invalid_argument when bufferSize < 1; ShutdownError after shutdown().
      */

@@ -20,7 +20,8 @@ namespace TaskPool {
 /*!
  * What TaskPoolExecutor::mapUnordered() yields (the position of the item in the zipped input, from
  * 0) and TaskPool::asCompletedIndexed() (the position of the future in its list). An aggregate, so
- * structured bindings work: `auto [index, value] = indexed;`.
+ * structured bindings work: `auto [index, value] = indexed;` (not in QCORO_FOREACH's first argument,
+ * where the comma splits the macro's arguments: take `const auto &item` and use its members there).
  */
 template <typename T> struct Indexed {
     //! The position in the input, from 0.

@@ -217,8 +217,8 @@ QCoro::AsyncGenerator<F> asCompleted(QList<F> futures, std::optional<std::chrono
  * A future listed several times is yielded once, with the position of its first occurrence.
  *
  * \code
- * QCORO_FOREACH(const auto &[index, future], TaskPool::asCompletedIndexed(futures))
- *     qInfo() << urls[index] << co_await future;
+ * QCORO_FOREACH(const auto &done, TaskPool::asCompletedIndexed(futures))
+ *     qInfo() << urls[done.index] << co_await done.value;
  * \endcode
  */
 template <detail::WaitableFuture F>
