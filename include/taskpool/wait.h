@@ -261,15 +261,27 @@ namespace detail {
     using GatherElement = std::conditional_t<std::is_void_v<typename FutureValue<F>::type>, std::monostate,
                                              typename FutureValue<F>::type>;
 
-    template <typename F> QCoro::Task<GatherElement<F>> gatherOne(const F& future)
+    //! What awaiting a void future in gather(f1, f2, ...) gives: turns into its std::monostate.
+    //! (QCoro::Task cannot hold a std::monostate itself.)
+    struct VoidDone {
+        operator std::monostate() const noexcept { return {}; }
+    };
+
+    inline QCoro::Task<VoidDone> awaitVoid(Future<void> future)
+    {
+        co_await future;
+        co_return VoidDone {};
+    }
+
+    //! What gather(f1, f2, ...) awaits for one future: the future itself, which gives its value, or
+    //! for a void one a task that gives a VoidDone.
+    template <typename F> auto gatherAwaitable(const F& future)
     {
         using T = typename FutureValue<F>::type;
-        if constexpr (std::is_void_v<T>) {
-            co_await Future<void>(future);
-            co_return std::monostate {};
-        } else {
-            co_return co_await Future<T>(future);
-        }
+        if constexpr (std::is_void_v<T>)
+            return awaitVoid(Future<void>(future));
+        else
+            return Future<T>(future);
     }
 
     //! The outcome of \a future, which never throws for the future's failure or cancellation.
@@ -306,7 +318,7 @@ template <detail::WaitableFuture... F>
 requires(sizeof...(F) > 0) QCoro::Task<std::tuple<detail::GatherElement<F>...>> gather(F... futures)
 {
     // A braced list is evaluated left to right: the futures are awaited in argument order.
-    co_return std::tuple<detail::GatherElement<F>...> { co_await detail::gatherOne(futures)... };
+    co_return std::tuple<detail::GatherElement<F>...> { co_await detail::gatherAwaitable(futures)... };
 }
 
 //! The outcome of every future in \a futures, in input order, as a Result: never throws for a
