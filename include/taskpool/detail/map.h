@@ -149,7 +149,6 @@ public:
     OrderedItems() = default;
     OrderedItems(const OrderedItems&) = delete;
     OrderedItems& operator=(const OrderedItems&) = delete;
-    ~OrderedItems() { cancelAll(); }
 
     void keep(JobRef job, qsizetype) { m_outstanding.push_back(std::move(job)); }
     void unkeep() { m_outstanding.pop_back(); }
@@ -312,7 +311,7 @@ public:
     }
     MapState(const MapState&) = delete;
     MapState& operator=(const MapState&) = delete;
-    ~MapState() { this->cancelAll(); } // before the input goes
+    ~MapState() { this->cancelAll(); } // what was not yielded, before the input goes
 
     //! Submits the next zipped item; false once an input ended or the executor is gone or shut down.
     /*!
