@@ -974,12 +974,8 @@ void runSlowMap(const Options& o)
     // Work: 10 items of 50 ms and 990 of 2 ms, over 8 workers: 310 ms at best.
     const double ideal = (10 * 0.050 + 990 * 0.002) / workers;
     const double o1 = median(ordered), u1 = median(unordered);
-    std::printf("
-                slowmap
-                :
-                % d items of 2 ms, every 100th 50 ms, % d workers, bufferSize % d(ideal % .0f ms),
-                median of "
-                          "%d\n",
+    std::printf("\nslowmap: %d items of 2 ms, every 100th 50 ms, %d workers, bufferSize %d (ideal %.0f ms), "
+                "median of %d\n",
                 n, workers, buffer, ideal * 1e3, reps);
     std::printf("  %-16s %11s %14s\n", "implementation", "time [ms]", "vs ideal");
     std::printf("  %-16s %11.1f %+13.1f%%\n", "map (ordered)", o1 * 1e3, (o1 / ideal - 1) * 100);
