@@ -50,7 +50,7 @@ struct SubmitOptions {
     QString key {};
 };
 
-//! Options of TaskPoolExecutor::map().
+//! Options of TaskPoolExecutor::map() and its siblings (mapUnordered(), mapSettled(), ...).
 struct MapOptions {
     //! How many items may be submitted ahead of the consumer; none: all of them at once.
     std::optional<int> bufferSize {};
@@ -245,26 +245,21 @@ public:
      * What the input throws (an iterator's `*` or `++`, an item's copy) or std::bad_alloc for an
      * item's job comes from map() for the items submitted now, and otherwise from the iteration
      * step that reads the next item; either way every outstanding item is cancelled first.
+     *
+     * Siblings: mapUnordered() yields each result as soon as it is ready, with its index;
+     * mapSettled() and mapUnorderedSettled() yield a Result for every item instead of throwing.
      * \throws std::invalid_argument when bufferSize < 1; ShutdownError after shutdown().
      */
     template <typename Fn, std::ranges::input_range... Ranges>
     requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
         [[nodiscard]] auto map(MapOptions options, Fn&& fn, Ranges&&... ranges)
     {
-        constexpr bool usable = detail::checkMapCall<std::decay_t<Fn>, Ranges...>(); // says what to do
+        constexpr bool usable = detail::checkMapCall<false, std::decay_t<Fn>, Ranges...>(); // says what to do
         if constexpr (usable) {
-            if (options.bufferSize && *options.bufferSize < 1)
-                throw std::invalid_argument("bufferSize must be greater than 0");
-            if (isShutdown())
-                throw ShutdownError();
-            using State = detail::MapState<std::decay_t<Fn>, detail::HeldRange<Ranges>...>;
-            auto state = std::make_unique<State>(this, std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn)),
-                                                 detail::HeldRange<Ranges>(std::forward<Ranges>(ranges))...);
-            for (int n = 0; !options.bufferSize || n < *options.bufferSize; ++n) {
-                if (!state->submitNext())
-                    break;
-            }
-            return detail::mapResults(std::move(state), options.bufferSize.has_value());
+            return detail::mapResults<false>(
+                detail::startMap<detail::OrderedItems>(this, options.bufferSize, options.priority, std::forward<Fn>(fn),
+                                                       std::forward<Ranges>(ranges)...),
+                options.bufferSize.has_value());
         }
     }
 
@@ -274,6 +269,101 @@ public:
         [[nodiscard]] auto map(Fn&& fn, Ranges&&... ranges)
     {
         return map(MapOptions {}, std::forward<Fn>(fn), std::forward<Ranges>(ranges)...);
+    }
+
+    //! As map(), but yields each result as soon as it is ready, as an Indexed<R> with the item's
+    //! position in the input; for a `fn` that returns nothing, an Indexed<void> (the index only).
+    /*!
+     * One slow item does not hold back the others: whatever finishes first is yielded first (in
+     * the order the items settled). bufferSize is how many items are in flight (submitted and not
+     * yielded yet) at most: n are submitted now, and one more each time a result is taken, so the
+     * slots of fast items are refilled while a slow one runs on. Without a bufferSize every item is
+     * submitted now.
+     *
+     * An item's exception, or CancelledError, is thrown when the iteration reaches it: once that
+     * item has settled, after the items that settled before it were yielded (those that settle
+     * later are cancelled with the rest). Use mapUnorderedSettled() to get every item's outcome
+     * instead. Everything else is as for map(): ranges, inputs that throw, the generator owning
+     * its outstanding items (destroying it cancels them), no result kept once taken, the executor
+     * gone. Iterate it in the executor's thread.
+     *
+     * \code
+     * QCORO_FOREACH(const auto &done, pool.mapUnordered({.bufferSize = 4}, hashFile, paths))
+     *     qInfo() << paths[done.index] << done.value;      // in completion order
+     * \endcode
+     * \throws std::invalid_argument when bufferSize < 1; ShutdownError after shutdown().
+     */
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto mapUnordered(MapOptions options, Fn&& fn, Ranges&&... ranges)
+    {
+        constexpr bool usable = detail::checkMapCall<true, std::decay_t<Fn>, Ranges...>(); // says what to do
+        if constexpr (usable) {
+            return detail::mapUnorderedResults<false>(
+                detail::startMap<detail::UnorderedItemsOf>(this, options.bufferSize, options.priority,
+                                                           std::forward<Fn>(fn), std::forward<Ranges>(ranges)...),
+                options.bufferSize.has_value());
+        }
+    }
+
+    //! mapUnordered() without a buffer: every item is submitted now.
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto mapUnordered(Fn&& fn, Ranges&&... ranges)
+    {
+        return mapUnordered(MapOptions {}, std::forward<Fn>(fn), std::forward<Ranges>(ranges)...);
+    }
+
+    //! As map(), but yields every item's outcome as a Result<R>, in input order, and never throws
+    //! for an item's failure or cancellation (Python's `gather(return_exceptions=True)`).
+    /*!
+     * A failed item gives a Result holding its exception, a cancelled one a Result holding
+     * CancelledError (isCancelled()); the iteration goes on with the next item. `fn` may return
+     * nothing (Result<void>). What the input throws, ShutdownError and std::invalid_argument still
+     * come as for map().
+     */
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto mapSettled(MapOptions options, Fn&& fn, Ranges&&... ranges)
+    {
+        constexpr bool usable = detail::checkMapCall<true, std::decay_t<Fn>, Ranges...>(); // says what to do
+        if constexpr (usable) {
+            return detail::mapResults<true>(
+                detail::startMap<detail::OrderedItems>(this, options.bufferSize, options.priority, std::forward<Fn>(fn),
+                                                       std::forward<Ranges>(ranges)...),
+                options.bufferSize.has_value());
+        }
+    }
+
+    //! mapSettled() without a buffer: every item is submitted now.
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto mapSettled(Fn&& fn, Ranges&&... ranges)
+    {
+        return mapSettled(MapOptions {}, std::forward<Fn>(fn), std::forward<Ranges>(ranges)...);
+    }
+
+    //! As mapUnordered(), but yields every item's outcome as an Indexed<Result<R>>, in completion
+    //! order, and never throws for an item's failure or cancellation.
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto mapUnorderedSettled(MapOptions options, Fn&& fn, Ranges&&... ranges)
+    {
+        constexpr bool usable = detail::checkMapCall<true, std::decay_t<Fn>, Ranges...>(); // says what to do
+        if constexpr (usable) {
+            return detail::mapUnorderedResults<true>(
+                detail::startMap<detail::UnorderedItemsOf>(this, options.bufferSize, options.priority,
+                                                           std::forward<Fn>(fn), std::forward<Ranges>(ranges)...),
+                options.bufferSize.has_value());
+        }
+    }
+
+    //! mapUnorderedSettled() without a buffer: every item is submitted now.
+    template <typename Fn, std::ranges::input_range... Ranges>
+    requires(sizeof...(Ranges) > 0 && detail::CallableLike<std::decay_t<Fn>&, std::ranges::range_value_t<Ranges>...>)
+        [[nodiscard]] auto mapUnorderedSettled(Fn&& fn, Ranges&&... ranges)
+    {
+        return mapUnorderedSettled(MapOptions {}, std::forward<Fn>(fn), std::forward<Ranges>(ranges)...);
     }
 
     //! Stops accepting work; see ShutdownOptions. Idempotent, and safe to await concurrently.
@@ -327,7 +417,7 @@ protected:
 
 private:
     friend class detail::ExecutorCore;
-    template <typename, typename...> friend class detail::MapState;
+    friend struct detail::MapAccess;
 
     template <bool withOptions, typename Fn, typename... Args>
     auto submitCall(const SubmitOptions* options, Fn&& fn, Args&&... args)
@@ -368,15 +458,15 @@ private:
 };
 
 //! \cond internal
-template <typename Fn, typename... Views> bool detail::MapState<Fn, Views...>::isOpen(TaskPoolExecutor* executor)
+inline bool detail::MapAccess::isOpen(TaskPoolExecutor* executor)
 {
     return executor && !executor->isShutdown();
 }
 
-template <typename Fn, typename... Views>
-void detail::MapState<Fn, Views...>::enqueue(TaskPoolExecutor* executor, Job* job)
+inline void detail::MapAccess::enqueue(TaskPoolExecutor* executor, Job* job, int priority, bool takesStop)
 {
-    if constexpr (Work::takesStop)
+    job->priority = priority;
+    if (takesStop)
         executor->configure(job, nullptr, true);
     executor->enqueue(job);
 }

@@ -6,4 +6,5 @@
 #include <taskpool/errors.h>
 #include <taskpool/executor.h>
 #include <taskpool/future.h>
+#include <taskpool/result.h>
 #include <taskpool/wait.h>

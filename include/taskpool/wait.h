@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 //! \file wait.h
-//! Waiting on many futures: wait(), asCompleted() and gather(), for any QFuture<T> or Future<T>.
+//! Waiting on many futures: wait(), asCompleted() and gather() (and their siblings), for any
+//! QFuture<T> or Future<T>.
 #pragma once
 
 #include <taskpool/errors.h>
 #include <taskpool/future.h>
+#include <taskpool/result.h>
 
 #define TASKPOOL_INSIDE_PUBLIC_HEADER
 #include <taskpool/detail/waitset.h>
@@ -17,9 +19,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <unordered_set>
+#include <variant>
 #include <vector>
 
 namespace TaskPool {
@@ -103,14 +109,40 @@ QCoro::Task<WaitResult<F>> wait(QList<F> futures, ReturnWhen returnWhen = Return
 
 namespace detail {
 
-    template <typename F> QCoro::AsyncGenerator<F> completionOrder(QList<F> futures, QDeadlineTimer deadline)
+    //! What asCompleted() yields for the future at input position \a index: the future, or an
+    //! Indexed<F> (asCompletedIndexed()).
+    template <typename F, bool indexed> using CompletedElement = std::conditional_t<indexed, Indexed<F>, F>;
+
+    //! \a futures with repeats removed (first occurrences kept), each with its input position.
+    template <typename F> std::vector<Indexed<F>> distinctIndexed(QList<F> futures)
     {
-        const qsizetype total = futures.size();
-        QList<F> settled;
-        std::vector<std::optional<F>> pending; // emptied as they are yielded: no result is kept
-        for (F& future : futures) {
-            if (isSettled(future))
-                settled.append(std::move(future));
+        std::unordered_set<const void*> seen;
+        seen.reserve(futures.size());
+        std::vector<Indexed<F>> result;
+        result.reserve(std::size_t(futures.size()));
+        for (qsizetype i = 0; i < futures.size(); ++i) {
+            if (seen.insert(identity(futures[i])).second)
+                result.push_back(Indexed<F> { i, std::move(futures[i]) });
+        }
+        return result;
+    }
+
+    template <bool indexed, typename F>
+    QCoro::AsyncGenerator<CompletedElement<F, indexed>> completionOrder(std::vector<Indexed<F>> futures,
+                                                                        QDeadlineTimer deadline)
+    {
+        const auto take = [](Indexed<F>& slot) -> CompletedElement<F, indexed> {
+            if constexpr (indexed)
+                return std::move(slot);
+            else
+                return std::move(slot.value);
+        };
+        const qsizetype total = qsizetype(futures.size());
+        std::deque<Indexed<F>> settled;
+        std::vector<std::optional<Indexed<F>>> pending; // emptied as they are yielded: no result is kept
+        for (Indexed<F>& future : futures) {
+            if (isSettled(future.value))
+                settled.push_back(std::move(future));
             else
                 pending.emplace_back(std::move(future));
         }
@@ -118,11 +150,12 @@ namespace detail {
 
         SettleSet watched;
         for (std::size_t i = 0; i < pending.size(); ++i)
-            watched.watch(qsizetype(i), QFuture<void>(*pending[i]));
+            watched.watch(qsizetype(i), QFuture<void>(pending[i]->value));
         watched.setDeadline(deadline);
 
-        while (!settled.isEmpty()) {
-            F next = settled.takeFirst();
+        while (!settled.empty()) {
+            auto next = take(settled.front());
+            settled.pop_front();
             co_yield next;
         }
         auto remaining = qsizetype(pending.size());
@@ -130,15 +163,17 @@ namespace detail {
             co_await watched.next();
             const bool late = watched.timedOut();
             for (qsizetype i : watched.takeSettled()) {
-                F next = *std::exchange(pending[std::size_t(i)], std::nullopt);
+                auto next = take(*pending[std::size_t(i)]);
+                pending[std::size_t(i)].reset();
                 --remaining;
                 co_yield next;
             }
             if (late) {
                 // Also what settled but was not noticed yet (its notice is still in the event queue).
                 for (auto& slot : pending) {
-                    if (slot && isSettled(*slot)) {
-                        F next = *std::exchange(slot, std::nullopt);
+                    if (slot && isSettled(slot->value)) {
+                        auto next = take(*slot);
+                        slot.reset();
                         --remaining;
                         co_yield next;
                     }
@@ -174,7 +209,23 @@ namespace detail {
 template <detail::WaitableFuture F>
 QCoro::AsyncGenerator<F> asCompleted(QList<F> futures, std::optional<std::chrono::milliseconds> timeout = std::nullopt)
 {
-    return detail::completionOrder(detail::distinct(std::move(futures)), detail::deadlineAfter(timeout));
+    return detail::completionOrder<false>(detail::distinctIndexed(std::move(futures)), detail::deadlineAfter(timeout));
+}
+
+//! As asCompleted(), but yields each future as an Indexed<F>: with its position in \a futures.
+/*!
+ * A future listed several times is yielded once, with the position of its first occurrence.
+ *
+ * \code
+ * QCORO_FOREACH(const auto &done, TaskPool::asCompletedIndexed(futures))
+ *     qInfo() << urls[done.index] << co_await done.value;
+ * \endcode
+ */
+template <detail::WaitableFuture F>
+QCoro::AsyncGenerator<Indexed<F>> asCompletedIndexed(QList<F> futures,
+                                                     std::optional<std::chrono::milliseconds> timeout = std::nullopt)
+{
+    return detail::completionOrder<true>(detail::distinctIndexed(std::move(futures)), detail::deadlineAfter(timeout));
 }
 
 //! The results of \a futures, in input order.
@@ -201,6 +252,106 @@ QCoro::Task<detail::GatherResult<typename detail::FutureValue<F>::type>> gather(
         }
         co_return results;
     }
+}
+
+namespace detail {
+
+    //! What gather(f1, f2, ...) gives for one future: its value, or std::monostate for a void one.
+    template <typename F>
+    using GatherElement = std::conditional_t<std::is_void_v<typename FutureValue<F>::type>, std::monostate,
+                                             typename FutureValue<F>::type>;
+
+    //! What awaiting a void future in gather(f1, f2, ...) gives: turns into its std::monostate.
+    //! (QCoro::Task cannot hold a std::monostate itself.)
+    struct VoidDone {
+        operator std::monostate() const noexcept { return {}; }
+    };
+
+    inline QCoro::Task<VoidDone> awaitVoid(Future<void> future)
+    {
+        co_await future;
+        co_return VoidDone {};
+    }
+
+    //! What gather(f1, f2, ...) awaits for one future: the future itself, which gives its value, or
+    //! for a void one a task that gives a VoidDone.
+    template <typename F> auto gatherAwaitable(const F& future)
+    {
+        using T = typename FutureValue<F>::type;
+        if constexpr (std::is_void_v<T>)
+            return awaitVoid(Future<void>(future));
+        else
+            return Future<T>(future);
+    }
+
+    //! The outcome of \a future, which never throws for the future's failure or cancellation.
+    template <typename F> QCoro::Task<Result<typename FutureValue<F>::type>> settleOne(const F& future)
+    {
+        using T = typename FutureValue<F>::type;
+        std::exception_ptr error;
+        try {
+            if constexpr (std::is_void_v<T>) {
+                co_await Future<void>(future);
+                co_return Result<void>();
+            } else {
+                co_return Result<T>(co_await Future<T>(future));
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+        co_return Result<T>::fromError(std::move(error));
+    }
+
+} // namespace detail
+
+//! The results of futures of different types, as a std::tuple in argument order.
+/*!
+ * \code
+ * auto [count, name, done] = co_await TaskPool::gather(countFuture, nameFuture, voidFuture);
+ * \endcode
+ * Each argument is a Future<T> or a QFuture<T>; a void one gives a std::monostate. As the list
+ * form, it awaits the futures one after the other and throws the exception of the first one, in
+ * argument order, that failed, or CancelledError when that one was cancelled; the other futures
+ * are left alone.
+ */
+template <detail::WaitableFuture... F>
+requires(sizeof...(F) > 0) QCoro::Task<std::tuple<detail::GatherElement<F>...>> gather(F... futures)
+{
+    // A braced list is evaluated left to right: the futures are awaited in argument order.
+    co_return std::tuple<detail::GatherElement<F>...> { co_await detail::gatherAwaitable(futures)... };
+}
+
+//! The outcome of every future in \a futures, in input order, as a Result: never throws for a
+//! future's failure or cancellation (JavaScript's `Promise.allSettled`, Python's
+//! `gather(return_exceptions=True)`).
+/*!
+ * Returns once every future has settled. A failed future gives a Result holding its exception, a
+ * cancelled one a Result holding CancelledError (Result::isCancelled()). For `QFuture<void>` /
+ * `Future<void>` each element is a Result<void>. The futures are left alone.
+ */
+template <detail::WaitableFuture F>
+QCoro::Task<QList<Result<typename detail::FutureValue<F>::type>>> gatherSettled(QList<F> futures)
+{
+    QList<Result<typename detail::FutureValue<F>::type>> results;
+    results.reserve(futures.size());
+    for (const F& future : futures)
+        results.append(co_await detail::settleOne(future));
+    co_return results;
+}
+
+//! The outcomes of futures of different types, as a std::tuple of Result in argument order; never
+//! throws for a future's failure or cancellation.
+/*!
+ * \code
+ * auto [count, name] = co_await TaskPool::gatherSettled(countFuture, nameFuture);
+ * if (!count.hasValue()) ...
+ * \endcode
+ */
+template <detail::WaitableFuture... F>
+requires(sizeof...(F)
+         > 0) QCoro::Task<std::tuple<Result<typename detail::FutureValue<F>::type>...>> gatherSettled(F... futures)
+{
+    co_return std::tuple<Result<typename detail::FutureValue<F>::type>...> { co_await detail::settleOne(futures)... };
 }
 
 } // namespace TaskPool

@@ -460,6 +460,38 @@ Result qtConcurrentWindow(int workers, qint64 n, int buffer, PlainFn fn)
     return result;
 }
 
+// One slow item in 100: ordered map() against mapUnordered(), same items, same bound.
+
+//! 2 ms, or 50 ms for every 100th item (precise timers).
+QCoro::Task<int> oneSlowIn100(int i)
+{
+    co_await PreciseSleep { i % 100 == 0 ? 50ms : 2ms };
+    co_return i;
+}
+
+QCoro::Task<Result> slowMap(bool unordered, int workers, int n, int buffer)
+{
+    const Stopwatch timer;
+    TaskPool::TaskPoolExecutor pool(workers);
+    TaskPool::MapOptions options;
+    options.bufferSize = buffer;
+    qint64 sum = 0;
+    if (unordered) {
+        QCORO_FOREACH(const auto& r, pool.mapUnordered(options, oneSlowIn100, std::views::iota(0, n)))
+        {
+            sum += r.value;
+        }
+    } else {
+        QCORO_FOREACH(int r, pool.map(options, oneSlowIn100, std::views::iota(0, n)))
+        {
+            sum += r;
+        }
+    }
+    const Result result = timer.lap(sum);
+    co_await pool.shutdown();
+    co_return result;
+}
+
 // ---- dispatch ------------------------------------------------------------------------------------
 
 enum class Workload { Trivial, Hop, Map, Sleep, Pending, Finished };
@@ -732,7 +764,8 @@ struct Options {
     std::vector<int> workers { 1, 8, 64, 1024 };
     int reps = 0; // 0: 3 below 1e6 items, 1 from 1e6 on
     QString csv;
-    std::vector<std::string> only { "trivial", "hop", "map", "pending", "finished", "sleep", "memory", "mapmemory" };
+    std::vector<std::string> only { "trivial", "hop",    "map",       "pending", "finished",
+                                    "sleep",   "memory", "mapmemory", "slowmap" };
     qint64 memoryN = 100'000;
     std::vector<qint64> mapMemoryItems { 1'000'000, 10'000'000 };
     QString callgrind; // workload name
@@ -752,7 +785,8 @@ void usage()
 {
     std::puts(
         "usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
-        "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory] [--memory-n N]\n"
+        "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory,slowmap]\n"
+        "                      [--memory-n N]\n"
         "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
         "       taskpool_bench --callgrind trivial|hop|map|pending|finished|sleep [--impl taskpool|taskpool-window|\n"
         "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
@@ -926,6 +960,30 @@ void runSleep(const Options& o, std::vector<Row>& rows)
     std::fflush(stdout);
 }
 
+void runSlowMap(const Options& o)
+{
+    constexpr int n = 1000, workers = 8, buffer = 8;
+    const int reps = o.reps ? o.reps : 3;
+    std::vector<double> ordered, unordered;
+    for (int rep = 0; rep < reps; ++rep) {
+        ordered.push_back(QCoro::waitFor(slowMap(false, workers, n, buffer)).seconds);
+        drainEvents();
+        unordered.push_back(QCoro::waitFor(slowMap(true, workers, n, buffer)).seconds);
+        drainEvents();
+    }
+    // Work: 10 items of 50 ms and 990 of 2 ms, over 8 workers: 310 ms at best.
+    const double ideal = (10 * 0.050 + 990 * 0.002) / workers;
+    const double o1 = median(ordered), u1 = median(unordered);
+    std::printf("\nslowmap: %d items of 2 ms, every 100th 50 ms, %d workers, bufferSize %d (ideal %.0f ms), "
+                "median of %d\n",
+                n, workers, buffer, ideal * 1e3, reps);
+    std::printf("  %-16s %11s %14s\n", "implementation", "time [ms]", "vs ideal");
+    std::printf("  %-16s %11.1f %+13.1f%%\n", "map (ordered)", o1 * 1e3, (o1 / ideal - 1) * 100);
+    std::printf("  %-16s %11.1f %+13.1f%%\n", "mapUnordered", u1 * 1e3, (u1 / ideal - 1) * 100);
+    std::printf("  ordered / unordered: %.2f\n", o1 / u1);
+    std::fflush(stdout);
+}
+
 void runMemory(const Options& o)
 {
     const int n = int(o.memoryN);
@@ -1069,6 +1127,8 @@ int main(int argc, char** argv)
     runThroughput(o, rows);
     if (wants(o, "sleep"))
         runSleep(o, rows);
+    if (wants(o, "slowmap"))
+        runSlowMap(o);
     if (!o.csv.isEmpty())
         writeCsv(o.csv, rows);
     return 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Compiled (not run) with clang++-14 by the ctest clang14_headers: clang 14 cannot compile the
 // std::ranges views of libstdc++ 12 (llvm#44178), so the public headers must not need them for
-// submit(), the waiting helpers and map() over containers.
+// submit(), the waiting helpers and map() (and its siblings) over containers.
 #include <taskpool/taskpool.h>
 
 #include <QList>
@@ -40,6 +40,28 @@ QCoro::Task<void> body(TaskPool::TaskPoolExecutor& pool)
     {
         sum += r;
     }
+    QCORO_FOREACH(const auto& item, pool.mapUnordered({ .bufferSize = 2 }, twice, items))
+    {
+        sum += item.value + int(item.index);
+    }
+    QCORO_FOREACH(const auto& r, pool.mapSettled(twice, items))
+    {
+        sum += r.hasValue() ? r.value() : 0;
+    }
+    QCORO_FOREACH(const auto& item, pool.mapUnorderedSettled(twice, items))
+    {
+        sum += item.value.hasValue() ? item.value.value() : 0;
+    }
+    QCORO_FOREACH(const auto& item, TaskPool::asCompletedIndexed(futures))
+    {
+        sum += co_await item.value;
+    }
+    const auto settled = co_await TaskPool::gatherSettled(futures);
+    sum += int(settled.size());
+    auto [a, b] = co_await TaskPool::gather(futures[0], pool.submit([] { return QString(); }));
+    sum += a + int(b.size());
+    auto [c, d] = co_await TaskPool::gatherSettled(futures[0], futures[1]);
+    sum += c.value() + d.value();
     co_await pool.shutdown();
     Q_UNUSED(sum);
 }

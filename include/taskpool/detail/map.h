@@ -6,13 +6,17 @@
 
 #include <taskpool/detail/taskjob.h>
 #include <taskpool/errors.h>
+#include <taskpool/result.h>
 
 #include <QCoro/QCoroAsyncGenerator>
 #include <QPointer>
 
+#include <coroutine>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <ranges>
+#include <stdexcept>
 #include <variant>
 
 namespace TaskPool {
@@ -52,21 +56,34 @@ public:
     void fail(std::exception_ptr error) override { settleFailed(std::move(error)); }
     Outcome outcome(QString* message) const override
     {
-        if (auto* error = std::get_if<std::exception_ptr>(&m_outcome)) {
+        if (auto* error = std::get_if<Failed>(&m_outcome)) {
             if (message)
                 *message = describe(*error);
             return Outcome::Failed;
         }
-        return std::holds_alternative<T>(m_outcome) ? Outcome::Succeeded : Outcome::Cancelled;
+        return m_outcome.index() == Succeeded ? Outcome::Succeeded : Outcome::Cancelled;
     }
     //! Moves the result out, or rethrows; once the job has settled.
     T take()
     {
-        if (auto* value = std::get_if<T>(&m_outcome))
-            return std::move(*value);
-        if (auto* error = std::get_if<std::exception_ptr>(&m_outcome))
+        if (auto* error = std::get_if<Failed>(&m_outcome))
             std::rethrow_exception(*error);
-        throw CancelledError();
+        if (m_outcome.index() != Succeeded)
+            throw CancelledError();
+        if constexpr (!std::is_void_v<T>)
+            return std::move(*std::get_if<Succeeded>(&m_outcome));
+    }
+    //! Moves the outcome out, an exception or a cancellation included; once the job has settled.
+    Result<T> takeResult()
+    {
+        if (auto* error = std::get_if<Failed>(&m_outcome))
+            return Result<T>::fromError(*error);
+        if (m_outcome.index() != Succeeded)
+            return Result<T>::fromError(std::make_exception_ptr(CancelledError()));
+        if constexpr (std::is_void_v<T>)
+            return Result<T>();
+        else
+            return Result<T>(std::move(*std::get_if<Succeeded>(&m_outcome)));
     }
 
 protected:
@@ -79,19 +96,19 @@ protected:
     void settleFailed(std::exception_ptr error)
     {
         if (beginSettle()) {
-            m_outcome = std::move(error);
+            m_outcome.template emplace<Failed>(std::move(error));
             record(Outcome::Failed);
             endSettle();
         }
     }
-    template <typename U> void settleResult(U&& value)
+    template <typename... U> void settleResult(U&&... value)
     {
         if (beginSettle()) {
             try {
-                m_outcome.template emplace<T>(std::forward<U>(value));
+                m_outcome.template emplace<Succeeded>(std::forward<U>(value)...);
                 record(Outcome::Succeeded);
             } catch (...) {
-                m_outcome = std::current_exception(); // the result's move threw: the item fails
+                m_outcome.template emplace<Failed>(std::current_exception()); // the result's move threw
                 record(Outcome::Failed);
             }
             endSettle();
@@ -99,8 +116,10 @@ protected:
     }
 
 private:
-    struct Cancelled { };
-    std::variant<std::monostate, T, std::exception_ptr, Cancelled> m_outcome;
+    struct Done { }; // the value of a void item
+    enum : std::size_t { Open, Succeeded, Failed, Cancelled };
+    std::variant<std::monostate, std::conditional_t<std::is_void_v<T>, Done, T>, std::exception_ptr, std::monostate>
+        m_outcome;
 };
 
 //! fn(args...), or fn(stop, args...), for one map() item: the callable is shared by all items.
@@ -124,22 +143,186 @@ template <typename Fn, typename... Args> struct MapCall {
     }
 };
 
-//! What map() submitted and still has to yield, and the zipped input it submits from.
-template <typename Fn, typename... Views> class MapState {
+//! What map() may do to its executor (defined by executor.h, whose private members it uses).
+struct MapAccess {
+    //! The executor exists and is not shut down.
+    static bool isOpen(TaskPoolExecutor* executor);
+    //! Queues \a job at \a priority (with a stop token when \a takesStop); throws ShutdownError
+    //! when the executor was shut down from another thread.
+    static void enqueue(TaskPoolExecutor* executor, Job* job, int priority, bool takesStop);
+};
+
+//! The outstanding items of map(): in input order, the order they are yielded in.
+template <typename Value> class OrderedItems {
+public:
+    template <typename Work> using Item = TaskJob<ValueJob<Value>, Work>;
+
+    OrderedItems() = default;
+    OrderedItems(const OrderedItems&) = delete;
+    OrderedItems& operator=(const OrderedItems&) = delete;
+
+    void keep(JobRef job, qsizetype) { m_outstanding.push_back(std::move(job)); }
+    void unkeep() { m_outstanding.pop_back(); }
+    std::deque<JobRef>& outstanding() { return m_outstanding; }
+    //! Cancels what was submitted and not yielded: queued items never start.
+    void cancelAll()
+    {
+        for (auto& job : std::exchange(m_outstanding, {}))
+            job->cancel();
+    }
+
+private:
+    std::deque<JobRef> m_outstanding;
+};
+
+class UnorderedItems;
+
+//! Where an item of mapUnordered() is in its map's lists: running (or queued), then settled.
+struct MapLink {
+    Job* job = nullptr;
+    UnorderedItems* items = nullptr; // null once the map let go of the item
+    MapLink* prev = nullptr;
+    MapLink* next = nullptr;
+    qsizetype index = 0; // the item's position in the input
+};
+
+//! The outstanding items of mapUnordered(): those running or queued, and those that settled and
+//! were not yielded yet, in the order they settled. Two intrusive lists, so that an item moves from
+//! one to the other when it settles without allocating anything (it settles inside the executor).
+/*!
+ * Items run and settle in the executor's thread, which is also the one iterating the map (the
+ * generator is for the executor's thread, as map() is), so the lists need no lock. Each listed
+ * item holds a reference to its job.
+ */
+class UnorderedItems {
+public:
+    UnorderedItems() = default;
+    UnorderedItems(const UnorderedItems&) = delete;
+    UnorderedItems& operator=(const UnorderedItems&) = delete;
+    ~UnorderedItems()
+    {
+        m_waiting = {}; // a generator destroyed while suspended in next() is not resumed
+        cancelAll();
+    }
+
+    //! Lists a submitted item as running; it holds a reference to its job from now on.
+    void add(MapLink* link, qsizetype index)
+    {
+        link->job->ref();
+        link->items = this;
+        link->index = index;
+        append(m_running, link);
+    }
+    //! Unlists the item added last (its executor was shut down before it could be queued).
+    void unkeep() { release(unlink(m_running, m_running.tail)); }
+    //! Called when an item settles: it moves to the settled list, and a waiting generator resumes.
+    void settled(MapLink* link)
+    {
+        append(m_settled, unlink(m_running, link));
+        if (m_waiting)
+            resumeLater(std::exchange(m_waiting, {})); // never inside the settle
+    }
+
+    bool isEmpty() const { return !m_running.head && !m_settled.head; }
+    //! The item that settled first among those not taken yet; null when none has.
+    JobRef takeSettled()
+    {
+        if (!m_settled.head)
+            return {};
+        MapLink* link = unlink(m_settled, m_settled.head);
+        link->items = nullptr;
+        return JobRef(link->job); // adopts the list's reference
+    }
+    //! Cancels every item not yielded yet (queued ones never start) and lets go of them all.
+    void cancelAll()
+    {
+        m_waiting = {};
+        while (MapLink* link = m_running.head) {
+            if (!link->job->cancel() && m_running.head == link)
+                release(unlink(m_running, link)); // settling elsewhere: it reports to no one now
+        }
+        while (m_settled.head)
+            release(unlink(m_settled, m_settled.head));
+    }
+
+    //! Suspends until an item has settled (at once when one has).
+    auto next()
+    {
+        struct Awaiter {
+            UnorderedItems& items;
+            bool await_ready() const noexcept { return items.m_settled.head != nullptr; }
+            void await_suspend(std::coroutine_handle<> handle) noexcept { items.m_waiting = handle; }
+            void await_resume() const noexcept { }
+        };
+        return Awaiter { *this };
+    }
+
+private:
+    struct List {
+        MapLink* head = nullptr;
+        MapLink* tail = nullptr;
+    };
+    static void append(List& list, MapLink* link)
+    {
+        link->prev = list.tail;
+        link->next = nullptr;
+        (list.tail ? list.tail->next : list.head) = link;
+        list.tail = link;
+    }
+    static MapLink* unlink(List& list, MapLink* link)
+    {
+        (link->prev ? link->prev->next : list.head) = link->next;
+        (link->next ? link->next->prev : list.tail) = link->prev;
+        link->prev = link->next = nullptr;
+        return link;
+    }
+    static void release(MapLink* link)
+    {
+        link->items = nullptr;
+        link->job->deref();
+    }
+
+    List m_running;
+    List m_settled;
+    std::coroutine_handle<> m_waiting;
+};
+
+//! A mapUnordered() item's job: tells its map when it settles.
+template <typename T> class IndexedValueJob : public ValueJob<T>, public MapLink {
+protected:
+    IndexedValueJob() { job = this; }
+    void finishStore() override
+    {
+        if (items)
+            items->settled(this);
+    }
+};
+
+//! The outstanding items of mapUnordered(), typed.
+template <typename Value> class UnorderedItemsOf : public UnorderedItems {
+public:
+    template <typename Work> using Item = TaskJob<IndexedValueJob<Value>, Work>;
+    void keep(const JobRef& job, qsizetype index) { add(static_cast<IndexedValueJob<Value>*>(job.get()), index); }
+};
+
+//! The zipped input of a map, what it submitted from it and still has to yield (kept by a Store:
+//! OrderedItems or UnorderedItemsOf), and the executor it submits to.
+template <template <typename> class Store, typename Fn, typename... Views>
+class MapState : public Store<typename MapCall<Fn, std::ranges::range_value_t<Views>...>::Value> {
 public:
     using Work = MapCall<Fn, std::ranges::range_value_t<Views>...>;
     using Value = typename Work::Value;
-    using Item = TaskJob<ValueJob<Value>, Work>;
+    using Item = typename Store<Value>::template Item<Work>;
 
-    MapState(TaskPoolExecutor* executor, std::shared_ptr<Fn> fn, Views... views) :
-        m_executor(executor), m_fn(std::move(fn)), m_views(std::move(views)...)
+    MapState(TaskPoolExecutor* executor, int priority, std::shared_ptr<Fn> fn, Views... views) :
+        m_executor(executor), m_priority(priority), m_fn(std::move(fn)), m_views(std::move(views)...)
     {
         // The iterators point into m_views: MapState is created on the heap and never moves.
         std::apply([this](Views&... view) { m_iterators.emplace(std::ranges::begin(view)...); }, m_views);
     }
     MapState(const MapState&) = delete;
     MapState& operator=(const MapState&) = delete;
-    ~MapState() { cancelAll(); }
+    ~MapState() { this->cancelAll(); } // what was not yielded, before the input goes
 
     //! Submits the next zipped item; false once an input ended or the executor is gone or shut down.
     /*!
@@ -150,7 +333,7 @@ public:
      */
     bool submitNext()
     {
-        if (m_exhausted || !isOpen(m_executor)) {
+        if (m_exhausted || !MapAccess::isOpen(m_executor)) {
             m_exhausted = true;
             return false;
         }
@@ -167,24 +350,16 @@ public:
             },
             *m_iterators);
         Job* raw = job.get();
-        m_outstanding.push_back(std::move(job)); // from here, cancelAll() covers it
+        this->keep(std::move(job), m_submitted); // from here, cancelAll() covers it
         try {
-            enqueue(m_executor, raw);
+            MapAccess::enqueue(m_executor, raw, m_priority, Work::takesStop);
         } catch (const ShutdownError&) {
-            m_outstanding.pop_back(); // shut down from another thread just now: never queued
+            this->unkeep(); // shut down from another thread just now: never queued
             return false;
         }
+        ++m_submitted;
         m_exhausted = false;
         return true;
-    }
-
-    std::deque<JobRef>& outstanding() { return m_outstanding; }
-
-    //! Cancels what was submitted and not yielded: queued items never start.
-    void cancelAll()
-    {
-        for (auto& job : std::exchange(m_outstanding, {}))
-            job->cancel();
     }
 
 private:
@@ -193,21 +368,43 @@ private:
     {
         return ((std::get<I>(*m_iterators) == std::ranges::end(std::get<I>(m_views))) || ...);
     }
-    static bool isOpen(TaskPoolExecutor* executor);
-    static void enqueue(TaskPoolExecutor* executor, Job* job);
 
     QPointer<TaskPoolExecutor> m_executor; // a map does not keep its executor alive
+    int m_priority;
     std::shared_ptr<Fn> m_fn;
     std::tuple<Views...> m_views;
     std::optional<std::tuple<std::ranges::iterator_t<Views>...>> m_iterators;
-    std::deque<JobRef> m_outstanding;
+    qsizetype m_submitted = 0;
     bool m_exhausted = false;
 };
 
-//! The generator map() returns: yields results in input order, submitting one more item per
-//! result taken when buffered.
-template <typename State>
-QCoro::AsyncGenerator<typename State::Value> mapResults(std::unique_ptr<State> state, bool buffered)
+//! Validates a map call, makes its state and submits its first items (all of them without
+//! \a bufferSize); what the input throws meanwhile comes from here, every submitted item cancelled.
+template <template <typename> class Store, typename Fn, typename... Ranges>
+auto startMap(TaskPoolExecutor* executor, std::optional<int> bufferSize, int priority, Fn&& fn, Ranges&&... ranges)
+{
+    if (bufferSize && *bufferSize < 1)
+        throw std::invalid_argument("bufferSize must be greater than 0");
+    if (!MapAccess::isOpen(executor))
+        throw ShutdownError();
+    using State = MapState<Store, std::decay_t<Fn>, HeldRange<Ranges>...>;
+    auto state = std::make_unique<State>(executor, priority, std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(fn)),
+                                         HeldRange<Ranges>(std::forward<Ranges>(ranges))...);
+    for (int n = 0; !bufferSize || n < *bufferSize; ++n) {
+        if (!state->submitNext())
+            break;
+    }
+    return state;
+}
+
+//! What a map yields for an item: its value, or its Result (the settled variants).
+template <typename Value, bool settled> using MapElement = std::conditional_t<settled, Result<Value>, Value>;
+
+//! The generator map() and mapSettled() return: yields results in input order, submitting one more
+//! item per result taken when buffered.
+template <bool settled, typename State>
+QCoro::AsyncGenerator<MapElement<typename State::Value, settled>> mapResults(std::unique_ptr<State> state,
+                                                                             bool buffered)
 {
     auto& outstanding = state->outstanding();
     try {
@@ -220,12 +417,56 @@ QCoro::AsyncGenerator<typename State::Value> mapResults(std::unique_ptr<State> s
             outstanding.pop_front();
             if (!job->isSettled())
                 co_await JobAwaiter(job);
-            auto value = static_cast<typename State::Item*>(job.get())->take();
-            job = {}; // hold nothing but the value being yielded
-            co_yield value;
+            auto* item = static_cast<typename State::Item*>(job.get());
+            if constexpr (settled) {
+                auto value = item->takeResult();
+                job = {}; // hold nothing but the value being yielded
+                co_yield value;
+            } else {
+                auto value = item->take();
+                job = {};
+                co_yield value;
+            }
         }
     } catch (...) {
         state->cancelAll(); // as the finally of Python's map: the rest is not wanted any more
+        throw;
+    }
+}
+
+//! The generator mapUnordered() and mapUnorderedSettled() return: yields each result with its
+//! index as soon as it settled, submitting one more item per result taken when buffered.
+template <bool settled, typename State>
+QCoro::AsyncGenerator<Indexed<MapElement<typename State::Value, settled>>>
+mapUnorderedResults(std::unique_ptr<State> state, bool buffered)
+{
+    using Value = typename State::Value;
+    try {
+        while (!state->isEmpty()) {
+            co_await state->next();
+            // The next item first, while the settled one is still listed: if the input throws, the
+            // catch below lets go of it with the others.
+            if (buffered)
+                state->submitNext();
+            JobRef job = state->takeSettled();
+            auto* item = static_cast<typename State::Item*>(job.get());
+            const qsizetype index = item->index;
+            if constexpr (settled) {
+                Indexed<Result<Value>> value { index, item->takeResult() };
+                job = {}; // hold nothing but the value being yielded
+                co_yield value;
+            } else if constexpr (std::is_void_v<Value>) {
+                item->take(); // rethrows
+                job = {};
+                co_yield Indexed<void> { index };
+            } else {
+                Indexed<Value> value { index, item->take() };
+                job = {};
+                co_yield value;
+            }
+        }
+    } catch (...) {
+        state->cancelAll();
         throw;
     }
 }

@@ -94,7 +94,9 @@ template <typename A> constexpr bool checkSubmitAwaitable()
     return takeable;
 }
 
-template <typename F, typename... Ranges> constexpr bool checkMapCall()
+//! \a voidAllowed: the map yields no value but each item's index or outcome (mapUnordered(),
+//! mapSettled()), so fn may return nothing.
+template <bool voidAllowed, typename F, typename... Ranges> constexpr bool checkMapCall()
 {
     static_assert(!TakesPromise<F>,
                   "map(fn, ranges...): map() passes no QPromise; submit(fn, args...) runs a callable that takes "
@@ -111,10 +113,10 @@ template <typename F, typename... Ranges> constexpr bool checkMapCall()
                       "fn(std::ranges::range_value_t<Range>&&...)); check the number of ranges and fn's parameters.");
         if constexpr (PlainCallable<F&, std::ranges::range_value_t<Ranges>...>) {
             using Value = typename MapCall<F, std::ranges::range_value_t<Ranges>...>::Value;
-            static_assert(!std::is_void_v<Value>,
+            static_assert(voidAllowed || !std::is_void_v<Value>,
                           "map(fn, ranges...): fn returns nothing (void or QCoro::Task<void>), and map() yields fn's "
                           "results: return a value, or submit() each item for its side effects.");
-            return !std::is_void_v<Value>;
+            return voidAllowed || !std::is_void_v<Value>;
         }
     }
     return false;
