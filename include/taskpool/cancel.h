@@ -335,6 +335,14 @@ namespace detail {
     concept RaceAwaitable = QCoroAwaitable<A> && !std::is_convertible_v<
                                 std::decay_t<A>, QProcess*> && !std::is_convertible_v<std::decay_t<A>, QNetworkReply*>;
 
+    //! What cancellable(awaitable) gives; nothing for what it does not take (a soft failure, also for
+    //! compilers that substitute the return type before checking the constraint).
+    template <typename A> struct RaceResult {
+    };
+    template <RaceAwaitable A> struct RaceResult<A> {
+        using type = typename AwaitResult<A>::type;
+    };
+
     //! The awaiter of cancellable(QProcess *).
     class ProcessAwaiter {
     public:
@@ -484,12 +492,12 @@ inline detail::UntilCancelled untilCancelled(std::stop_token token)
  */
 template <typename Awaitable>
 requires detail::RaceAwaitable<Awaitable>
-[[nodiscard]] QCoro::Task<typename detail::AwaitResult<Awaitable>::type> cancellable(Awaitable&& awaitable,
-                                                                                     std::stop_token token)
+[[nodiscard]] QCoro::Task<typename detail::RaceResult<Awaitable>::type> cancellable(Awaitable&& awaitable,
+                                                                                    std::stop_token token)
 {
     static_assert(!detail::isQCoroTask<std::remove_cvref_t<Awaitable>> || !std::is_lvalue_reference_v<Awaitable>,
                   "cancellable() takes a QCoro::Task over: pass it as an rvalue (std::move(task))");
-    using R = typename detail::AwaitResult<Awaitable>::type;
+    using R = typename detail::RaceResult<Awaitable>::type;
     return detail::race<R>(detail::asTask<R>(std::forward<Awaitable>(awaitable)), std::move(token));
 }
 
