@@ -40,6 +40,7 @@
 #include <QThread>
 #include <QTimer>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -199,7 +200,7 @@ namespace detail {
                 if (state->decide(StopWaitState::Completed))
                     StopWaitState::resume(state); // not inside the timer's own signal
             });
-            m_timer->start(m_duration);
+            m_timer->start(std::max(m_duration, std::chrono::milliseconds(0))); // a negative one: at once
             m_stop.emplace(m_token, ResumeOnStop { m_state });
         }
         void await_resume() const
