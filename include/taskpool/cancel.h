@@ -8,8 +8,9 @@
  * resumes with TaskPool::CancelledError at that `co_await`, from a later turn of the event loop of
  * the thread it awaited in: never inside `request_stop()` itself, which may run inside a cancel()
  * of the caller. When stop was already requested at the `co_await`, the helpers throw
- * CancelledError at once, without suspending (except cancellable(QProcess *), which first waits
- * for the process to end).
+ * CancelledError at once, without suspending, even when the operation has already completed
+ * (untilCancelled() then just completes; cancellable(QProcess *) first waits for a running
+ * process to end). A stop that comes after the operation completed changes nothing.
  *
  * Threads: the awaiting thread must run a Qt event loop. `request_stop()` may be called from any
  * thread; the stop callbacks then run in that thread, but they only decide the outcome and post
