@@ -3,6 +3,7 @@
 //! The whole public API of TaskPool: the `concurrent.futures` executor model for Qt coroutines.
 #pragma once
 
+#include <taskpool/cancel.h>
 #include <taskpool/errors.h>
 #include <taskpool/executor.h>
 #include <taskpool/future.h>

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Compiled (not run) with clang++-14 by the ctest clang14_headers: clang 14 cannot compile the
 // std::ranges views of libstdc++ 12 (llvm#44178), so the public headers must not need them for
-// submit(), the waiting helpers and map() (and its siblings) over containers.
+// submit(), the waiting helpers, map() (and its siblings) over containers and the cancellation
+// helpers.
 #include <taskpool/taskpool.h>
 
 #include <QList>
@@ -66,11 +67,21 @@ QCoro::Task<void> body(TaskPool::TaskPoolExecutor& pool)
     Q_UNUSED(sum);
 }
 
+// The cancellation helpers of cancel.h (a QProcess, any awaitable, a sleep, the token).
+QCoro::Task<int> cancellableUses(std::stop_token token, QProcess* process)
+{
+    co_await TaskPool::sleep(std::chrono::milliseconds(1), token);
+    co_await TaskPool::untilCancelled(token);
+    const bool ran = co_await TaskPool::cancellable(process, token);
+    co_return co_await TaskPool::cancellable(twice(ran ? 1 : 0), token);
+}
+
 } // namespace
 
 int main()
 {
     TaskPool::TaskPoolExecutor pool(2);
     auto task = body(pool);
+    auto cancellableTask = cancellableUses(std::stop_token(), nullptr);
     return 0;
 }
