@@ -137,7 +137,8 @@ public:
 
     //! Calls `onResult(result)` when the future finishes, or `onError(error)` when it fails or is
     //! cancelled (error: the JavaScript value the task threw or rejected with, or an `Error` whose
-    //! `message` is the failure's message; `name` is "CancelledError" for a cancellation).
+    //! `message` is the failure's message; `name` is "CancelledError" for a cancellation, "TimeoutError" for a
+    //! timeout).
     /*!
      * Returns a JavaScript Promise for what the callback returns, as Promise.then() does; the
      * callbacks always run later from the event loop, even when the future has already settled.

@@ -158,8 +158,9 @@ JsHelpers::JsHelpers(QJSEngine* engine) : QObject(engine)
     namedError = engine->evaluate(QString::fromUtf8(namedErrorSource));
     if (namedError.isCallable()) {
         const QJSValue make = namedError;
-        cancelledError = engine->evaluate(QStringLiteral("(function (make) { return function (message) { return "
-                                                         "make(\"CancelledError\", message) } })"))
+        cancelledError = engine
+                             ->evaluate(QStringLiteral("(function (make) { return function (message) { return "
+                                                       "make(\"CancelledError\", message) } })"))
                              .call({ make });
     }
     abortController = engine->evaluate(QString::fromUtf8(abortControllerSource));

@@ -116,7 +116,8 @@ namespace {
             // Rejecting with a CancelledError (the signal's reason, say) ends the task cancelled,
             // as a C++ task that throws CancelledError does.
             const QJSValue reason = e.reason();
-            if (reason.isError() && reason.property(QStringLiteral("name")).toString() == QLatin1String("CancelledError"))
+            if (reason.isError()
+                && reason.property(QStringLiteral("name")).toString() == QLatin1String("CancelledError"))
                 throw CancelledError();
             throw;
         }
@@ -349,9 +350,9 @@ TaskFuture* QmlTaskPoolExecutor::pendingBelow(int count)
 {
     if (count < 1) {
         if (QJSEngine* engine = qjsEngine(this))
-            engine->throwError(QJSValue::RangeError,
-                               QStringLiteral("TaskPoolExecutor.pendingBelow: count must be greater than 0, got %1")
-                                   .arg(count));
+            engine->throwError(
+                QJSValue::RangeError,
+                QStringLiteral("TaskPoolExecutor.pendingBelow: count must be greater than 0, got %1").arg(count));
         return nullptr;
     }
     return countsFuture(count, "pendingBelow");
@@ -365,8 +366,8 @@ TaskFuture* QmlTaskPoolExecutor::countsFuture(int pendingBelow, const char* meth
         finishAfter(pendingBelow > 0 ? m_executor->pendingBelow(pendingBelow) : m_executor->whenIdle(), done);
     } catch (const std::exception& e) {
         if (QJSEngine* engine = qjsEngine(this))
-            engine->throwError(QStringLiteral("TaskPoolExecutor.%1: %2")
-                                   .arg(QLatin1String(method), QString::fromUtf8(e.what())));
+            engine->throwError(
+                QStringLiteral("TaskPoolExecutor.%1: %2").arg(QLatin1String(method), QString::fromUtf8(e.what())));
         return nullptr;
     }
     return toTaskFuture(done.future());
@@ -399,7 +400,8 @@ bool QmlTaskPoolExecutor::readOptions(const QJSValue& options, SubmitOptions* ou
             if (!value.isNumber() || !(ms >= 0) || ms > std::numeric_limits<int>::max())
                 return refuse(QStringLiteral("the timeout must be a number of milliseconds >= 0 (0: none), got %1")
                                   .arg(describeValue(value)));
-            out->timeout = ms == 0 ? std::chrono::milliseconds::max() : std::chrono::milliseconds(qint64(std::ceil(ms)));
+            out->timeout
+                = ms == 0 ? std::chrono::milliseconds::max() : std::chrono::milliseconds(qint64(std::ceil(ms)));
         } else if (name == QLatin1String("key")) {
             if (!value.isString() && !value.isNull())
                 return refuse(QStringLiteral("the key must be a string, got %1").arg(describeValue(value)));
@@ -414,8 +416,8 @@ bool QmlTaskPoolExecutor::readOptions(const QJSValue& options, SubmitOptions* ou
                 return refuse(QStringLiteral("the context must be a QML object, got %1").arg(describeValue(value)));
             out->context = context;
         } else {
-            return refuse(QStringLiteral("unknown option \"%1\" (the options are priority, timeout, key and context)")
-                              .arg(name));
+            return refuse(
+                QStringLiteral("unknown option \"%1\" (the options are priority, timeout, key and context)").arg(name));
         }
     }
     return true;
