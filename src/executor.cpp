@@ -1021,7 +1021,9 @@ namespace {
 
     QCoro::Task<void> awaitCounts(std::shared_ptr<detail::ExecutorCore> core, int pendingBelow)
     {
-        co_await Counts { std::move(core), pendingBelow };
+        // A named operand: g++ 12 destroyed a temporary one twice (its reference to the core with it).
+        Counts counts { std::move(core), pendingBelow };
+        co_await counts;
     }
 
     void checkExecutorThread(const detail::ExecutorCore& core, const char* what)

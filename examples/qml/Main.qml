@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Jobs on a TaskPoolExecutor, seen from QML: C++ coroutine jobs (with progress, from the
-// `backend`) and JavaScript jobs (functions returning a Promise) share one bounded pool.
+// `backend`) and JavaScript jobs (functions returning a Promise) share one bounded pool. Every
+// fifth job is urgent (priority 1: it starts before the queued normal ones), the pool can be
+// paused, and cancelling a running JavaScript job aborts it through its abort signal.
 import QtQuick
 // The Basic style on every platform: its controls draw no images (the image-based indicators of
 // other styles leak under the software renderer of Qt 6.4, used by the offscreen smoke test).
@@ -10,7 +12,7 @@ import TaskPool
 
 ApplicationWindow {
     id: window
-    width: 600
+    width: 720
     height: 540
     visible: true
     title: "TaskPool: QML jobs"
@@ -24,13 +26,18 @@ ApplicationWindow {
         taskNamePrefix: "qml"
     }
 
-    // The current batch: {name, kind, steps, fails, future} per job; `future` is a TaskFuture.
+    // The current batch: {name, kind, steps, fails, priority, future, started, aborted} per job;
+    // `future` is a TaskFuture, `started` the job's place in the start order (0: not yet).
     property var jobs: []
     property int settled: 0
+    property int startCount: 0
+    // Each job's place in the start order, by index (a property, so that bindings follow it).
+    property var startOrder: []
     property int peakActive: 0
     readonly property bool running: settled < jobs.length
     property int stepMs: 60
 
+    signal jsJobRunning(int index)
     signal jobSettled(int index)
     signal batchFinished()
 
@@ -83,10 +90,19 @@ ApplicationWindow {
     }
 
     // A JavaScript job: a Promise settled by a timer after `ms`. The worker slot stays taken until
-    // the Promise settles; a rejection fails the task with its message.
-    function jsJob(ms, fails) {
+    // the Promise settles; a rejection fails the task with its message. It declares one parameter
+    // more than it is given, so it receives the task's abort signal: a cancel (or a timeout, or
+    // the pool's destruction) stops the timer and rejects at once, which frees the slot. An
+    // XMLHttpRequest would be aborted the same way: `signal.onabort = function () { xhr.abort() }`.
+    function jsJob(ms, fails, record, signal) {
         return new Promise(function (resolve, reject) {
             const timer = timerComponent.createObject(window, { interval: ms });
+            signal.onabort = function () {
+                timer.stop();
+                timer.destroy();
+                record.aborted = true;
+                reject(signal.reason);
+            };
             timer.triggered.connect(function () {
                 timer.destroy();
                 if (fails)
@@ -95,6 +111,7 @@ ApplicationWindow {
                     resolve(ms);
             });
             timer.start();
+            window.jsJobRunning(record.index);
         });
     }
 
@@ -103,23 +120,37 @@ ApplicationWindow {
             return;
         const list = [];
         for (let i = 0; i < count; ++i) {
+            const priority = i % 5 === 4 ? 1 : 0;
             if (i % 4 === 3) {
                 const fails = i % 8 === 7;
-                list.push({
-                    name: "JS job " + (i + 1), kind: "JavaScript", steps: 0, fails: fails,
-                    future: pool.submit(jsJob, stepMs * 12, fails)
-                });
+                const record = { index: i, name: "JS job " + (i + 1), kind: "JavaScript", steps: 0, fails: fails,
+                                 priority: priority, started: 0, aborted: false };
+                record.future = pool.submit({ priority: priority }, jsJob, stepMs * 12, fails, record);
+                list.push(record);
             } else {
                 const steps = 10 + (i * 7) % 15;
                 list.push({
-                    name: "C++ job " + (i + 1), kind: "C++", steps: steps, fails: false,
-                    future: window.backend.startJob(pool, steps, stepMs)
+                    name: "C++ job " + (i + 1), kind: "C++", steps: steps, fails: false, priority: priority,
+                    started: 0, aborted: false, future: window.backend.startJob(pool, steps, stepMs, priority)
                 });
             }
         }
         settled = 0;
+        startCount = 0;
+        startOrder = [];
         peakActive = pool.activeCount;
         list.forEach(function (job, index) {
+            // Connected before the delegates' bindings: they see the number when the status changes.
+            const noteStart = function () {
+                if (job.started === 0 && job.future.status === TaskFuture.Running) {
+                    job.started = ++window.startCount;
+                    const order = window.startOrder.slice();
+                    order[index] = job.started;
+                    window.startOrder = order;
+                }
+            };
+            noteStart();
+            job.future.statusChanged.connect(noteStart);
             job.future.finished.connect(function () {
                 window.settled += 1;
                 window.jobSettled(index);
@@ -172,6 +203,11 @@ ApplicationWindow {
             }
             Item { Layout.fillWidth: true }
             Button {
+                id: pauseButton
+                text: pool.paused ? "Resume" : "Pause"
+                onClicked: pool.paused ? pool.resume() : pool.pause()
+            }
+            Button {
                 id: startButton
                 text: "Start"
                 enabled: !window.running
@@ -204,9 +240,14 @@ ApplicationWindow {
                     spacing: 8
 
                     Label {
-                        text: row.modelData.name
+                        text: row.modelData.name + (row.modelData.priority > 0 ? " ★" : "")
                         Layout.preferredWidth: 90
                         Layout.leftMargin: 4
+                    }
+                    Label {
+                        // Where the job came in the start order (urgent jobs overtake queued ones).
+                        text: window.startOrder[row.index] > 0 ? "#" + window.startOrder[row.index] : ""
+                        Layout.preferredWidth: 30
                     }
                     Label {
                         Layout.preferredWidth: 190
@@ -244,7 +285,7 @@ ApplicationWindow {
                    ? (window.jobs.length - pool.activeCount - pool.pendingCount) / window.jobs.length : 0
         }
         Label {
-            text: "active " + pool.activeCount + " · pending " + pool.pendingCount + " · workers "
+            text: (pool.paused ? "PAUSED · " : "") + "active " + pool.activeCount + " · pending " + pool.pendingCount + " · workers "
                   + pool.workerCount + " of " + pool.maxWorkers + " · settled " + window.settled + " of "
                   + window.jobs.length + " · peak active " + window.peakActive
         }
@@ -264,20 +305,34 @@ ApplicationWindow {
         function count(status) {
             return window.jobs.filter(function (job) { return job.future.status === status; }).length;
         }
+        property bool pausedOk: false
+        property var cancelledJob: null
         function begin() {
             window.stepMs = 15;
-            // Batch 1: 10 jobs on 3 workers; the last one is cancelled with its own button's action.
+            // Batch 1: 10 jobs on 3 workers, submitted while the pool is paused (nothing starts),
+            // then resumed: the two urgent jobs start first. The first JavaScript job that runs
+            // is cancelled, which aborts it through its signal.
             phase = 1;
             workersBox.value = 3;
             workersBox.valueModified();
             jobCountBox.value = 10;
+            pauseButton.clicked();
             startButton.clicked();
+            Qt.callLater(function () {
+                pausedOk = pool.paused && pool.activeCount === 0 && pool.pendingCount === 10
+                        && count(TaskFuture.Pending) === 10;
+                pauseButton.clicked();
+            });
+        }
+        function onJsJobRunning(index) {
+            const job = window.jobs[index];
+            if (phase === 1 && !cancelled && !job.fails) {
+                cancelled = true;
+                cancelledJob = job;
+                window.cancelJob(index); // its timer is running: the abort signal stops it
+            }
         }
         function onSettled(index) {
-            if (phase === 1 && !cancelled) {
-                cancelled = true;
-                window.cancelJob(window.jobs.length - 1);
-            }
             if (phase === 1 && window.settled === 4)
                 window.backend.screenshot(window);
             if (phase === 2 && !cancelled && count(TaskFuture.Finished) >= 4) {
@@ -286,10 +341,16 @@ ApplicationWindow {
             }
         }
         function checkBatch1() {
+            expect(pausedOk, "batch 1: jobs started while the pool was paused");
+            expect(!pool.paused && pauseButton.text === "Pause", "batch 1: the pool did not resume");
+            expect(window.jobs[4].started === 1 && window.jobs[9].started === 2,
+                   "batch 1: the urgent jobs started #" + window.jobs[4].started + " and #" + window.jobs[9].started
+                   + ", not first");
             window.jobs.forEach(function (job, i) {
                 const status = job.future.status;
-                if (i === window.jobs.length - 1) {
-                    expect(status === TaskFuture.Cancelled, job.name + ": " + window.statusName(status) + ", not cancelled");
+                if (job === cancelledJob) {
+                    expect(status === TaskFuture.Cancelled && job.aborted,
+                           job.name + ": " + window.statusName(status) + (job.aborted ? "" : ", not aborted"));
                 } else if (job.fails) {
                     expect(status === TaskFuture.Failed && job.future.error.indexOf("on purpose") >= 0,
                            job.name + ": " + window.statusName(status) + " '" + job.future.error + "', not failed");
@@ -302,10 +363,13 @@ ApplicationWindow {
                            job.name + ": " + window.statusName(status) + ", result " + job.future.result);
                 }
             });
+            expect(cancelledJob !== null, "batch 1: no JavaScript job was cancelled");
             expect(window.peakActive === 3, "batch 1: peak active " + window.peakActive + ", expected 3");
             window.backend.report("batch 1: " + count(TaskFuture.Finished) + " finished, " + count(TaskFuture.Failed)
-                           + " failed, " + count(TaskFuture.Cancelled) + " cancelled; peak active "
-                           + window.peakActive + " of 3 workers");
+                           + " failed, " + count(TaskFuture.Cancelled) + " cancelled ("
+                           + (cancelledJob ? cancelledJob.name + (cancelledJob.aborted ? " aborted" : " NOT aborted")
+                                           : "none") + "); urgent jobs started #" + window.jobs[4].started + " and #"
+                           + window.jobs[9].started + "; peak active " + window.peakActive + " of 3 workers");
         }
         function checkBatch2() {
             const finished = count(TaskFuture.Finished), cancelledJobs = count(TaskFuture.Cancelled);
@@ -316,7 +380,8 @@ ApplicationWindow {
                    "batch 2: " + finished + " finished, " + cancelledJobs + " cancelled");
             expect(window.peakActive <= 5, "batch 2: peak active " + window.peakActive + " > 5");
             window.backend.report("batch 2: " + finished + " finished, " + failed.length + " failed, " + cancelledJobs
-                           + " cancelled; peak active " + window.peakActive + " of 5 workers");
+                           + " cancelled; peak active "
+                           + window.peakActive + " of 5 workers");
         }
         function onBatch() {
             if (phase === 1) {
@@ -332,13 +397,15 @@ ApplicationWindow {
             } else if (phase === 2) {
                 checkBatch2();
                 phase = 3;
-                if (pool.activeCount === 0 && pool.pendingCount === 0)
-                    end();
-                // else: end() when the pool is idle (cancelled JavaScript jobs run until they settle)
+                // Cancelled C++ jobs end at their next step: end() once the pool is idle (at once
+                // if it is already).
+                pool.whenIdle().then(function () { autoRun.end(); });
             }
         }
         function end() {
             phase = 4;
+            const aborted = window.jobs.filter(function (job) { return job.aborted; }).length;
+            window.backend.report("batch 2: " + aborted + " running JavaScript jobs were aborted by Cancel all");
             expect(pool.activeCount === 0 && pool.pendingCount === 0, "the pool is not idle");
             expect(startButton.enabled && !cancelAllButton.enabled, "the buttons did not come back");
             problems.forEach(function (problem) { window.backend.report("FAILED: " + problem); });
@@ -349,16 +416,9 @@ ApplicationWindow {
     Connections {
         target: window
         enabled: window.backend.autoQuit
+        function onJsJobRunning(index) { autoRun.onJsJobRunning(index) }
         function onJobSettled(index) { autoRun.onSettled(index) }
         function onBatchFinished() { autoRun.onBatch() }
-    }
-    Connections {
-        target: pool
-        enabled: window.backend.autoQuit
-        function onIdle() {
-            if (autoRun.phase === 3)
-                autoRun.end();
-        }
     }
     Component.onCompleted: {
         if (window.backend.autoQuit)

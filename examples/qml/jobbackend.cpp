@@ -33,7 +33,7 @@ JobBackend::JobBackend(bool autoQuit, QString screenshot, QObject* parent) :
 {
 }
 
-TaskPool::TaskFuture* JobBackend::startJob(QObject* pool, int steps, int stepMs)
+TaskPool::TaskFuture* JobBackend::startJob(QObject* pool, int steps, int stepMs, int priority)
 {
     auto* qmlPool = qobject_cast<TaskPool::QmlTaskPoolExecutor*>(pool);
     if (!qmlPool || qmlPool->isShutdown()) {
@@ -42,7 +42,11 @@ TaskPool::TaskFuture* JobBackend::startJob(QObject* pool, int steps, int stepMs)
     }
     TaskPool::TaskPoolExecutor* executor = qmlPool->executor();
     // The executor the QML item owns runs C++ coroutines too; QML sees the future as a TaskFuture.
-    return TaskPool::toTaskFuture(executor->submit(work, steps, std::chrono::milliseconds(stepMs)), executor);
+    TaskPool::SubmitOptions options;
+    options.priority = priority;
+    const TaskPool::SubmitOptions& withPriority = options;
+    return TaskPool::toTaskFuture(executor->submit(withPriority, work, steps, std::chrono::milliseconds(stepMs)),
+                                  executor);
 }
 
 void JobBackend::report(const QString& line)

@@ -17,9 +17,9 @@ public:
     bool autoQuit() const { return m_autoQuit; }
 
     //! Submits a job of \a steps steps of \a stepMs milliseconds to the executor of \a pool (a QML
-    //! TaskPoolExecutor); its result is 1 + 2 + ... + steps. Null (and a QML warning) for anything
-    //! that is not a TaskPoolExecutor.
-    Q_INVOKABLE TaskPool::TaskFuture* startJob(QObject* pool, int steps, int stepMs);
+    //! TaskPoolExecutor) with \a priority (higher starts first); its result is 1 + 2 + ... + steps.
+    //! Null (and a QML warning) for anything that is not a TaskPoolExecutor.
+    Q_INVOKABLE TaskPool::TaskFuture* startJob(QObject* pool, int steps, int stepMs, int priority = 0);
     //! A line on standard output (the --auto-quit report).
     Q_INVOKABLE void report(const QString& line);
     //! Saves a picture of \a window to the --screenshot file, if one was asked for.

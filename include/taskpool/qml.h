@@ -137,7 +137,8 @@ public:
 
     //! Calls `onResult(result)` when the future finishes, or `onError(error)` when it fails or is
     //! cancelled (error: the JavaScript value the task threw or rejected with, or an `Error` whose
-    //! `message` is the failure's message; `name` is "CancelledError" for a cancellation).
+    //! `message` is the failure's message; `name` is "CancelledError" for a cancellation, "TimeoutError" for a
+    //! timeout).
     /*!
      * Returns a JavaScript Promise for what the callback returns, as Promise.then() does; the
      * callbacks always run later from the event loop, even when the future has already settled.
@@ -231,11 +232,45 @@ template <typename T> TaskFuture* toTaskFuture(const QFuture<T>& future)
  * `fn(...args)` from the event loop once a worker slot is free (never inside submit() itself);
  * when `fn` returns a Promise or any thenable, the slot stays taken until it settles. A returned
  * value (or the Promise's value) is the result; a thrown error or a rejection fails the task with
- * its message. Misuse (no function, after shutdown) throws a JavaScript error and changes nothing.
- * Up to 8 arguments may follow `fn`; for more, pass an array.
+ * its message, except a rejection with an error named "CancelledError" (such as the abort signal's
+ * reason), which ends it Cancelled. Misuse (no function, bad options, after shutdown) throws a
+ * JavaScript error and changes nothing. Up to 8 arguments may follow `fn`; for more, pass an array.
  *
- * Destroying it shuts its executor down without waiting: queued and running tasks go on while the
- * engine lives; tasks whose engine is destroyed before they start end Cancelled.
+ * **Options.** `submit({priority: 2, timeout: 5000, key: "example.org", context: item}, fn,
+ * ...args)`, as SubmitOptions in C++: a plain object before the function (any name left out keeps
+ * its default; an unknown name is an error). `priority` (integer, default 0): higher starts first,
+ * equal priorities in submission order. `timeout` (ms): counted from the task's start; when it
+ * passes the TaskFuture fails with "the task did not finish within N ms" (its then() rejects with
+ * an error named "TimeoutError") and the abort signal is set; 0 means no timeout, leaving it out
+ * means the executor's `timeout`. `key` (string): at most maxPerKey (or setKeyLimit()) tasks of
+ * one key run at once, without holding back other keys. `context` (a QML object): when it is
+ * destroyed, the task is cancelled (queued: never starts; running: its abort signal is set).
+ * `map(options, fn, array)` applies them to every item.
+ *
+ * **Abort signal.** A function that declares more parameters than the arguments it is given
+ * receives the task's abort signal in its last declared parameter (`function (url, signal)` with
+ * `submit(fn, url)`; `function (signal)` with `submit(fn)`); a function that declares no more
+ * than its arguments is called exactly as before. The signal is shaped as the web's AbortSignal:
+ * `aborted`, `reason` (an Error named "CancelledError", or "TimeoutError" after a timeout),
+ * `onabort`, `addEventListener("abort", f)`/`removeEventListener`, `throwIfAborted()`. It is set
+ * once, from the event loop right after the request (so never inside the call that cancelled),
+ * and not once the task has ended, by: TaskFuture.cancel(), a timeout, `shutdown({cancelFutures:
+ * true})`, the destruction of the `context` option's object, and the destruction of this
+ * TaskPoolExecutor. A typical task aborts its XMLHttpRequest in `onabort` and rejects with
+ * `signal.reason`; its worker slot frees when its Promise settles. A task cancelled before its
+ * function was called is never called.
+ *
+ * **Scheduling controls** (see the README's "Scheduling controls"): `paused` (or pause()/
+ * resume()) holds queued tasks, running ones go on; clear() cancels every queued task; `rateLimit`
+ * starts at most in any window of `rateWindow` ms (0: no limit; setRateLimit(starts, windowMs)
+ * sets both at once); `rateLimited` tells that the limit holds tasks back; `maxPerKey` and
+ * setKeyLimit() bound tasks per key; whenIdle() and pendingBelow(n) return TaskFutures that finish
+ * once the pool is idle or fewer than n tasks are queued (at once when that is so already).
+ *
+ * Destroying it shuts its executor down as `shutdown({wait: false, cancelFutures: true})` does:
+ * queued tasks end Cancelled, and running tasks are asked to stop (their abort signals are set);
+ * a running task that goes on is still followed by its TaskFuture. Tasks whose engine is
+ * destroyed before they start end Cancelled.
  */
 class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_OBJECT
@@ -247,10 +282,18 @@ class TASKPOOL_QML_EXPORT QmlTaskPoolExecutor : public QObject {
     Q_PROPERTY(int workerCount READ workerCount NOTIFY workerCountChanged)
     Q_PROPERTY(QStringList workerNames READ workerNames NOTIFY workerCountChanged)
     Q_PROPERTY(bool isShutdown READ isShutdown NOTIFY isShutdownChanged)
+    //! The default per-task timeout in ms (from each task's start); 0: none.
+    Q_PROPERTY(int timeout READ timeout WRITE setTimeout NOTIFY timeoutChanged)
+    Q_PROPERTY(bool paused READ isPaused WRITE setPaused NOTIFY pausedChanged)
+    Q_PROPERTY(int rateLimit READ rateLimit WRITE setRateLimit NOTIFY rateLimitChanged)
+    Q_PROPERTY(int rateWindow READ rateWindow WRITE setRateWindow NOTIFY rateLimitChanged)
+    Q_PROPERTY(bool rateLimited READ isRateLimited NOTIFY rateLimitedChanged)
+    Q_PROPERTY(int maxPerKey READ maxPerKey WRITE setMaxPerKey NOTIFY maxPerKeyChanged)
 
 public:
     //! An executor with QThread::idealThreadCount() workers at most, as TaskPoolExecutor.
     explicit QmlTaskPoolExecutor(QObject* parent = nullptr);
+    //! Cancels the queued tasks and asks the running ones to stop (see the class description).
     ~QmlTaskPoolExecutor() override;
 
     //! The C++ executor, e.g. to share it with a C++ backend.
@@ -275,11 +318,57 @@ public:
     //! Whether shutdown() was called.
     bool isShutdown() const;
 
+    //! The timeout of tasks submitted without one, in ms from their start; 0: none (the default).
+    int timeout() const;
+    //! Applies to tasks that start from now on; a negative value is refused with a QML warning.
+    void setTimeout(int ms);
+    //! Whether queued tasks are held (running ones go on).
+    bool isPaused() const;
+    //! pause() or resume().
+    void setPaused(bool paused);
+    //! Stops starting queued tasks until resume(); submit() still queues.
+    Q_INVOKABLE void pause();
+    //! Starts queued tasks again.
+    Q_INVOKABLE void resume();
+    //! Cancels every queued task (their TaskFutures end Cancelled) without shutting down; running
+    //! tasks go on. Returns how many were cancelled.
+    Q_INVOKABLE int clear();
+    //! At most this many task starts in any window of rateWindow() ms (strict sliding window);
+    //! 0: no limit (the default).
+    int rateLimit() const;
+    //! The window of the rate limit in ms (1000 by default).
+    int rateWindow() const;
+    //! True while queued tasks wait only because of the rate limit.
+    bool isRateLimited() const;
+    //! Sets the rate limit, keeping the window; a negative value is refused with a QML warning.
+    Q_INVOKABLE void setRateLimit(int starts);
+    //! Sets the rate limit and its window at once (bad values: a QML warning, nothing changes).
+    Q_INVOKABLE void setRateLimit(int starts, int windowMs);
+    //! Sets the window, keeping the limit; a window <= 0 is refused with a QML warning.
+    void setRateWindow(int windowMs);
+    //! How many tasks sharing a key may run at once (unless setKeyLimit() says otherwise for the
+    //! key); 2147483647 (no limit) by default. Values <= 0 are refused with a QML warning.
+    int maxPerKey() const;
+    //! \copydoc maxPerKey()
+    void setMaxPerKey(int limit);
+    //! How many tasks with \a key may run at once.
+    Q_INVOKABLE int keyLimit(const QString& key) const;
+    //! Sets the limit of one key; a limit <= 0 throws a JavaScript RangeError.
+    Q_INVOKABLE void setKeyLimit(const QString& key, int limit);
+
+    //! A TaskFuture that finishes once no task runs or is queued (at once when the pool is idle
+    //! now); the idle() signal's awaitable form: `await pool.whenIdle()`, or its then().
+    Q_INVOKABLE TaskFuture* whenIdle();
+    //! A TaskFuture that finishes once fewer than \a count tasks are queued (at once when so now),
+    //! for a producer that feeds the pool without unbounded queueing. count < 1: a RangeError.
+    Q_INVOKABLE TaskFuture* pendingBelow(int count);
+
     //! Without a function: throws a JavaScript error (submit needs a function).
     Q_INVOKABLE TaskFuture* submit();
     //! Calls `fn()` from the event loop when a worker is free; returns its TaskFuture.
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn);
     //! Calls `fn(a1, ...)` when a worker is free (up to 8 arguments; pass an array for more).
+    //! With an options object first, `submit(options, fn, ...args)` (see the class description).
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1);
     //! \copydoc submit(const QJSValue&, const QJSValue&)
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2);
@@ -301,14 +390,21 @@ public:
     Q_INVOKABLE TaskFuture* submit(const QJSValue& fn, const QJSValue& a1, const QJSValue& a2, const QJSValue& a3,
                                    const QJSValue& a4, const QJSValue& a5, const QJSValue& a6, const QJSValue& a7,
                                    const QJSValue& a8);
+    //! `submit(options, fn, a1, ..., a8)`: the options form with 8 arguments.
+    Q_INVOKABLE TaskFuture* submit(const QJSValue& options, const QJSValue& fn, const QJSValue& a1, const QJSValue& a2,
+                                   const QJSValue& a3, const QJSValue& a4, const QJSValue& a5, const QJSValue& a6,
+                                   const QJSValue& a7, const QJSValue& a8);
 
     //! Submits `fn(item)` for each element of the array \a items; returns the array of TaskFutures.
     Q_INVOKABLE QJSValue map(const QJSValue& fn, const QJSValue& items);
+    //! map() with submit options for every item: `map({priority: 1}, fn, items)`.
+    Q_INVOKABLE QJSValue map(const QJSValue& options, const QJSValue& fn, const QJSValue& items);
 
     //! Stops accepting work. \a options: `{wait: true, cancelFutures: false}` (both optional).
     /*!
      * Returns a TaskFuture that finishes when the running (and, unless cancelled, queued) work has
-     * ended, or at once with `wait: false`. Idempotent.
+     * ended, or at once with `wait: false`. Idempotent. With `cancelFutures`, queued tasks are
+     * cancelled and running ones are asked to stop (their abort signals are set).
      */
     Q_INVOKABLE TaskFuture* shutdown(const QJSValue& options = QJSValue());
 
@@ -325,15 +421,30 @@ Q_SIGNALS:
     void workerCountChanged(int workerCount);
     //! shutdown() was called.
     void isShutdownChanged(bool isShutdown);
+    //! The timeout property changed.
+    void timeoutChanged();
+    //! The paused property changed.
+    void pausedChanged(bool paused);
+    //! The rateLimit or the rateWindow property changed.
+    void rateLimitChanged();
+    //! The rate limit started or stopped holding queued tasks back.
+    void rateLimitedChanged(bool rateLimited);
+    //! The maxPerKey property changed.
+    void maxPerKeyChanged(int maxPerKey);
     //! No task runs and none is queued any more. Every TaskFuture of this executor's tasks that
     //! was made with it (all of submit()'s, and toTaskFuture(future, executor())'s) has settled by
     //! then: its status, result, error and progress are final, and its finished() came first.
     void idle();
 
 private:
-    TaskFuture* submitList(const QJSValue& fn, const QJSValueList& args);
+    TaskFuture* submitCall(const QJSValueList& call);
+    TaskFuture* submitList(const QJSValue& fn, const QJSValueList& args, const SubmitOptions* options);
+    QJSValue mapWith(const SubmitOptions* options, const QJSValue& fn, const QJSValue& items);
+    bool readOptions(const QJSValue& options, SubmitOptions* out, const char* method);
+    TaskFuture* countsFuture(int pendingBelow, const char* method);
 
     std::unique_ptr<TaskPoolExecutor> m_executor;
+    int m_rateWindowMs = 1000; // the window while no rate limit is set (the executor keeps none)
 };
 
 } // namespace TaskPool

@@ -90,11 +90,59 @@ namespace {
 )JS";
 
     // An Error's `name` cannot simply be assigned in this engine; defining it works.
-    constexpr auto cancelledErrorSource = R"JS(
-(function (message) {
+    constexpr auto namedErrorSource = R"JS(
+(function (name, message) {
     var error = new Error(message);
-    Object.defineProperty(error, "name", { value: "CancelledError", writable: true, configurable: true });
+    Object.defineProperty(error, "name", { value: name, writable: true, configurable: true });
     return error;
+})
+)JS";
+
+    // The abort signal of a task, shaped as the web's AbortSignal: `aborted` and `reason` (read
+    // only), `onabort`, add/removeEventListener("abort", listener) and throwIfAborted(). Listeners
+    // are called once, `onabort` first, each with {type: "abort", target: signal}; what one throws
+    // is reported as a warning and does not stop the others.
+    constexpr auto abortControllerSource = R"JS(
+(function () {
+    var state = { aborted: false, reason: undefined };
+    var listeners = [];
+    var signal = { onabort: null };
+    Object.defineProperty(signal, "aborted", { get: function () { return state.aborted; }, enumerable: true });
+    Object.defineProperty(signal, "reason", { get: function () { return state.reason; }, enumerable: true });
+    // A signal aborts once, so every listener is a `once` listener.
+    signal.addEventListener = function (type, listener) {
+        if (type === "abort" && typeof listener === "function" && listeners.indexOf(listener) < 0)
+            listeners.push(listener);
+    };
+    signal.removeEventListener = function (type, listener) {
+        var index = listeners.indexOf(listener);
+        if (type === "abort" && index >= 0)
+            listeners.splice(index, 1);
+    };
+    signal.throwIfAborted = function () {
+        if (state.aborted)
+            throw state.reason;
+    };
+    signal.toString = function () { return "[object AbortSignal]"; };
+    var abort = function (reason) {
+        if (state.aborted)
+            return false;
+        state.aborted = true;
+        state.reason = reason;
+        var event = { type: "abort", target: signal };
+        var calls = typeof signal.onabort === "function" ? [signal.onabort] : [];
+        calls = calls.concat(listeners);
+        listeners = [];
+        for (var i = 0; i < calls.length; ++i) {
+            try {
+                calls[i].call(signal, event);
+            } catch (e) {
+                console.warn("TaskPool: an abort listener threw: " + e);
+            }
+        }
+        return true;
+    };
+    return { signal: signal, abort: abort };
 })
 )JS";
 
@@ -107,7 +155,15 @@ JsHelpers::JsHelpers(QJSEngine* engine) : QObject(engine)
     QJSEngine::setObjectOwnership(this, QJSEngine::CppOwnership);
     runner = engine->evaluate(QString::fromUtf8(runnerSource));
     deferred = engine->evaluate(QString::fromUtf8(deferredSource));
-    cancelledError = engine->evaluate(QString::fromUtf8(cancelledErrorSource));
+    namedError = engine->evaluate(QString::fromUtf8(namedErrorSource));
+    if (namedError.isCallable()) {
+        const QJSValue make = namedError;
+        cancelledError = engine
+                             ->evaluate(QStringLiteral("(function (make) { return function (message) { return "
+                                                       "make(\"CancelledError\", message) } })"))
+                             .call({ make });
+    }
+    abortController = engine->evaluate(QString::fromUtf8(abortControllerSource));
 }
 
 JsHelpers* JsHelpers::of(QJSEngine* engine)

@@ -71,7 +71,11 @@ class JsHelpers : public QObject {
 public:
     //! The engine's helpers; incomplete (not callable) while the engine is interrupted.
     static JsHelpers* of(QJSEngine* engine);
-    bool isComplete() const { return runner.isCallable() && deferred.isCallable() && cancelledError.isCallable(); }
+    bool isComplete() const
+    {
+        return runner.isCallable() && deferred.isCallable() && cancelledError.isCallable() && namedError.isCallable()
+            && abortController.isCallable();
+    }
 
     //! runner(fn, args, settler): calls fn(...args) and settles settler with the outcome.
     QJSValue runner;
@@ -79,6 +83,11 @@ public:
     QJSValue deferred;
     //! cancelledError(message): an Error named "CancelledError".
     QJSValue cancelledError;
+    //! namedError(name, message): an Error with that name ("TimeoutError", ...).
+    QJSValue namedError;
+    //! abortController(): {signal, abort(reason)}: the abort signal a task's function receives, and
+    //! what aborts it (once; later calls return false).
+    QJSValue abortController;
 
 private:
     explicit JsHelpers(QJSEngine* engine);

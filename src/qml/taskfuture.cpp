@@ -249,6 +249,9 @@ QJSValue TaskFuture::reason(QJSEngine* engine) const
     } catch (const detail::JsError& e) {
         if (const QJSValue reason = e.reason(); e.engine() == engine)
             return reason;
+    } catch (const TimeoutError&) {
+        if (auto* helpers = detail::JsHelpers::of(engine); helpers->isComplete())
+            return helpers->namedError.call({ QStringLiteral("TimeoutError"), m_error });
     } catch (...) {
     }
     return engine->newErrorObject(QJSValue::GenericError, m_error);

@@ -25,6 +25,24 @@ QtObject {
     property var gone; property var adopt; property var events; property var w; property var x
     property var y; property var p; property var dyn
 
+    // The scheduling controls as bindings, and how often each change was notified.
+    property bool paused: pool ? pool.paused : false
+    property bool rateLimited: pool ? pool.rateLimited : false
+    property int rateLimit: pool ? pool.rateLimit : -1
+    property int rateWindow: pool ? pool.rateWindow : -1
+    property int maxPerKey: pool ? pool.maxPerKey : -1
+    property int timeout: pool ? pool.timeout : -1
+    property var notified: ({})
+    function notify(what) { root.notified[what] = (root.notified[what] || 0) + 1; }
+    property Connections notifications: Connections {
+        target: root.pool
+        function onPausedChanged() { root.notify("paused"); }
+        function onRateLimitChanged() { root.notify("rateLimit"); }
+        function onRateLimitedChanged() { root.notify("rateLimited"); }
+        function onMaxPerKeyChanged() { root.notify("maxPerKey"); }
+        function onTimeoutChanged() { root.notify("timeout"); }
+    }
+
     property var log: []
     property var handles: ({})
     property int running: 0
@@ -50,6 +68,21 @@ QtObject {
         else
             handle.reject(value);
         return true;
+    }
+    // A job that takes the task's abort signal (its last declared parameter): it runs until the
+    // test settles it, or until the signal is set, when it logs the reason and rejects with it.
+    property var abortSignals: ({})
+    function abortable(name, signal) {
+        return new Promise(function (resolve, reject) {
+            root.log.push("start " + name);
+            root.abortSignals[name] = signal;
+            signal.onabort = function (event) {
+                root.log.push("abort " + name + " " + signal.reason.name + (event.target === signal ? "" : " (bad target)"));
+                delete root.handles[name];
+                reject(signal.reason);
+            };
+            root.handles[name] = { resolve: resolve, reject: reject };
+        });
     }
     function has(name) { return root.handles[name] !== undefined; }
     function text() { return root.log.join(","); }
