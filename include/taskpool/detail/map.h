@@ -127,8 +127,8 @@ template <typename Fn, typename... Args> struct MapCall {
     static constexpr bool takesStop = std::invocable<Fn&, std::stop_token, Args...>;
     std::shared_ptr<Fn> fn;
     std::tuple<Args...> args;
-    using Return = std::conditional_t<takesStop, std::invoke_result<Fn&, std::stop_token, Args...>,
-                                      std::invoke_result<Fn&, Args...>>::type; // spelled out, as in Call
+    using Return = typename std::conditional_t<takesStop, std::invoke_result<Fn&, std::stop_token, Args...>,
+                                               std::invoke_result<Fn&, Args...>>::type; // spelled out, as in Call
     using Value = typename ValueOf<Return>::type;
     Return invoke(std::stop_token stop)
     {

@@ -140,8 +140,8 @@ template <typename Fn, typename... Args> struct Call {
     std::tuple<Args...> args;
     // The return type is spelled out: a class cannot call its own deduced-return members in its
     // body (clang rejects it; g++ accepts it).
-    using Return = std::conditional_t<takesStop, std::invoke_result<Fn, std::stop_token, Args...>,
-                                      std::invoke_result<Fn, Args...>>::type;
+    using Return = typename std::conditional_t<takesStop, std::invoke_result<Fn, std::stop_token, Args...>,
+                                               std::invoke_result<Fn, Args...>>::type;
     using Value = typename ValueOf<Return>::type;
     Return invoke(std::stop_token stop)
     {
