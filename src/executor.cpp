@@ -360,7 +360,7 @@ namespace detail {
             ++index;
         if (index == m_workers.size())
             m_workers.push_back(nullptr);
-        auto* worker = new Worker { int(index), {}, nullptr, std::nullopt };
+        auto* worker = new Worker { int(index), {}, nullptr, std::nullopt, {} };
         m_workers[index] = worker;
         m_firstFree = index + 1;
         ++workerCount;
@@ -443,6 +443,7 @@ namespace detail {
         if (!timeout || *timeout > std::chrono::hours(24 * 365 * 100))
             return;
         worker.deadline = m_deadlines.emplace(Clock::now() + *timeout, &worker);
+        worker.timeout = *timeout;
         if (!m_deadlineTimer) {
             m_deadlineTimer = std::make_unique<QTimer>();
             m_deadlineTimer->setSingleShot(true);
@@ -478,8 +479,13 @@ namespace detail {
 
     void ExecutorCore::requestStop(Job* job)
     {
-        if (job->control && job->control->stop.stop_possible())
-            job->control->stop.request_stop(); // runs the task's stop callbacks, in this thread
+        if (!job->control || !job->control->stop.stop_possible())
+            return;
+        // A stop callback may end the task inline, and with it the executor's reference to the job
+        // (whose control owns the stop source being stopped): keep it until request_stop() returns.
+        job->ref();
+        const JobRef keep(job);
+        job->control->stop.request_stop(); // runs the task's stop callbacks, in this thread
     }
 
     void ExecutorCore::timeOut()
@@ -493,7 +499,9 @@ namespace detail {
             Job* job = worker->job;
             if (job->isSettled())
                 continue;
-            const auto timeout = job->control && job->control->timeout ? *job->control->timeout : *defaultTimeout;
+            const auto timeout = worker->timeout; // as armed: the default may have changed since
+            job->ref();
+            const JobRef keep(job); // the stop callbacks may end the task, and with it the executor's reference
             job->fail(std::make_exception_ptr(TimeoutError(
                 QStringLiteral("the task did not finish within %1 ms").arg(timeout.count()).toStdString())));
             report(job);
@@ -828,6 +836,8 @@ TaskPoolExecutor::TaskPoolExecutor(int maxWorkers, const QString& taskNamePrefix
 TaskPoolExecutor::~TaskPoolExecutor()
 {
     d->q = nullptr;
+    // Queued work still completes, as promised: nothing could resume a paused queue any more.
+    d->setPaused(false);
     d->beginShutdown(false);
 }
 

@@ -61,6 +61,7 @@ public:
         std::coroutine_handle<> idleHandle; // set while suspended waiting for work
         Job* job = nullptr; // the running task
         std::optional<Deadlines::iterator> deadline; // its timeout, while armed
+        std::chrono::milliseconds timeout {}; // the armed timeout, for the TimeoutError's message
     };
 
     ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
