@@ -258,6 +258,44 @@ QCoro::Task<Result> taskPoolAll(int workers, int n, TaskFn fn)
     co_return result;
 }
 
+//! What the per-task controls of issue-12 cost: trivial tasks that take a stop token, or are given a
+//! timeout (never reached) or a context object.
+enum class Control { Token, Timeout, Context };
+
+QCoro::Task<int> trivialTokenTask(std::stop_token stop, int i)
+{
+    co_return stop.stop_requested() ? -1 : i;
+}
+
+QCoro::Task<Result> taskPoolControlled(int workers, int n, Control control)
+{
+    const Stopwatch timer;
+    TaskPool::TaskPoolExecutor pool(workers);
+    QObject context;
+    std::vector<TaskPool::Future<int>> futures;
+    futures.reserve(n);
+    for (int i = 0; i < n; ++i) {
+        switch (control) {
+        case Control::Token:
+            futures.push_back(pool.submit(trivialTokenTask, i));
+            break;
+        case Control::Timeout:
+            futures.push_back(
+                pool.submit(TaskPool::SubmitOptions { .timeout = std::chrono::hours(1) }, trivialTask, i));
+            break;
+        case Control::Context:
+            futures.push_back(pool.submit(TaskPool::SubmitOptions { .context = &context }, trivialTask, i));
+            break;
+        }
+    }
+    qint64 sum = 0;
+    for (auto& future : futures)
+        sum += co_await future;
+    const Result result = timer.lap(sum);
+    co_await pool.shutdown();
+    co_return result;
+}
+
 QCoro::Task<Result> miniAll(int workers, int n, TaskFn fn)
 {
     const Stopwatch timer;
@@ -494,7 +532,7 @@ QCoro::Task<Result> slowMap(bool unordered, int workers, int n, int buffer)
 
 // ---- dispatch ------------------------------------------------------------------------------------
 
-enum class Workload { Trivial, Hop, Map, Sleep, Pending, Finished };
+enum class Workload { Trivial, Hop, Map, Sleep, Pending, Finished, Token, Timeout, Context };
 enum class Impl { TaskPool, TaskPoolWindow, Mini, Bare, QtConcurrent };
 
 //! The workloads of the throughput tables (sleep has its own table).
@@ -516,6 +554,12 @@ const char* workloadName(Workload w)
         return "pending";
     case Workload::Finished:
         return "finished";
+    case Workload::Token:
+        return "token";
+    case Workload::Timeout:
+        return "timeout";
+    case Workload::Context:
+        return "context";
     }
     return "?";
 }
@@ -545,6 +589,8 @@ bool applicable(Workload w, Impl impl)
         return false; // a QThreadPool thread has no event loop to hop through
     if (impl == Impl::TaskPoolWindow)
         return w == Workload::Map;
+    if (w == Workload::Token || w == Workload::Timeout || w == Workload::Context)
+        return impl == Impl::TaskPool; // TaskPool's own per-task controls
     if (w == Workload::Pending || w == Workload::Finished)
         return impl == Impl::TaskPool || impl == Impl::Mini; // what awaiting a pool's futures costs
     return true;
@@ -558,7 +604,12 @@ std::optional<Result> runOnce(Workload w, Impl impl, int workers, qint64 n)
     const TaskFn fn = w == Workload::Hop ? hopTask : w == Workload::Sleep ? sleepTask : trivialTask;
     const PlainFn plain = w == Workload::Sleep ? sleepFn : trivialFn;
     Result result;
-    if (w == Workload::Pending || w == Workload::Finished) {
+    if (w == Workload::Token || w == Workload::Timeout || w == Workload::Context) {
+        const Control control = w == Workload::Token ? Control::Token
+            : w == Workload::Timeout                 ? Control::Timeout
+                                                     : Control::Context;
+        result = QCoro::waitFor(taskPoolControlled(workers, int(n), control));
+    } else if (w == Workload::Pending || w == Workload::Finished) {
         const bool pending = w == Workload::Pending;
         result = impl == Impl::TaskPool
             ? QCoro::waitFor(awaitEach<TaskPool::TaskPoolExecutor>(workers, int(n), pending))
@@ -783,13 +834,13 @@ template <typename T> std::vector<T> parseList(const char* text)
 
 void usage()
 {
-    std::puts(
-        "usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
-        "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory,slowmap]\n"
-        "                      [--memory-n N]\n"
-        "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
-        "       taskpool_bench --callgrind trivial|hop|map|pending|finished|sleep [--impl taskpool|taskpool-window|\n"
-        "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
+    std::puts("usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
+              "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory,slowmap]\n"
+              "                      [--memory-n N]\n"
+              "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
+              "       taskpool_bench --callgrind trivial|hop|map|pending|finished|sleep|token|timeout|context [--impl "
+              "taskpool|taskpool-window|\n"
+              "                      handwritten|bare-qcoro|qtconcurrent] [--n N] [--workers K]");
 }
 
 bool wants(const Options& o, const char* what)
@@ -799,8 +850,10 @@ bool wants(const Options& o, const char* what)
 
 std::optional<Workload> parseWorkload(const QString& name)
 {
-    if (name == QLatin1String(workloadName(Workload::Sleep)))
-        return Workload::Sleep;
+    for (Workload w : { Workload::Sleep, Workload::Token, Workload::Timeout, Workload::Context }) {
+        if (name == QLatin1String(workloadName(w)))
+            return w;
+    }
     for (Workload w : throughputWorkloads) {
         if (name == QLatin1String(workloadName(w)))
             return w;
