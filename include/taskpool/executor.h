@@ -39,7 +39,7 @@ struct SubmitOptions {
     //! How long the task may run, counted from its start (time spent queued does not count). When
     //! it passes, the future fails with TimeoutError and the task's stop token is stopped. None:
     //! the executor's defaultTimeout(); `std::chrono::milliseconds::max()`: no limit.
-    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::chrono::milliseconds> timeout {};
     //! The task lives no longer than this object (as the context of QObject::connect()): once it is
     //! destroyed, the task is cancelled (queued: never starts; running: its stop token is stopped).
     QObject* context = nullptr;
@@ -47,13 +47,13 @@ struct SubmitOptions {
     int priority = 0;
     //! Tasks sharing a key run at most keyLimit(key) at once (a host name for a polite crawler);
     //! empty: no key.
-    QString key;
+    QString key {};
 };
 
 //! Options of TaskPoolExecutor::map().
 struct MapOptions {
     //! How many items may be submitted ahead of the consumer; none: all of them at once.
-    std::optional<int> bufferSize;
+    std::optional<int> bufferSize {};
     //! The priority of every item (see SubmitOptions::priority).
     int priority = 0;
 };
