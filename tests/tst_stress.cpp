@@ -32,7 +32,7 @@
 //     cancelled() || isFinished(), an unsettled future is cancelled and a settled one unchanged;
 //   - nothing starts while its executor is paused; never more tasks of a key run than its limit; at
 //     each start, no queued task without a key (submitted outside a slot) has a higher priority,
-//     or an equal one and an earlier submission; no window of the rate limit (less 2 ms: starts are
+//     or an equal one and an earlier submission; no window of the rate limit (less 4 ms: starts are
 //     timed by the model's taskStarted slot, after the pool's own reading) holds more starts than
 //     it allows; clear() returns the pending count and every task it cleared ends cancelled;
 //   - nothing hangs (a watchdog per seed) and nothing leaks (ASan/LSan builds).
@@ -295,7 +295,7 @@ struct Model {
         if (chance(12)) {
             x.controls = true;
             x.rateLimit = 2 + random(3);
-            x.rateWindow = std::chrono::milliseconds(4 + random(5));
+            x.rateWindow = std::chrono::milliseconds(10 + random(7));
             x.pool->setRateLimit(x.rateLimit, x.rateWindow);
         }
         TaskPoolExecutor* pool = x.pool;
@@ -1471,7 +1471,9 @@ QCoro::Task<void> runSeed(quint32 seed, int ops, QString* failure, int* tasks)
     }
     for (int e = 0; e < int(m->execs.size()); ++e)
         m->checkExec(e);
-    // The rate limit, loosely: the model times a start after the pool did.
+    // The rate limit, loosely: the model times a start in its taskStarted slot, after the pool's own
+    // reading; a slack of 4 ms absorbs that delay on a loaded machine under ASan (2 ms did not, once
+    // in a few thousand seeds), and still catches a window half as long as the limit's.
     for (int e = 0; e < int(m->execs.size()); ++e) {
         const Exec& x = m->execs[std::size_t(e)];
         if (x.rateLimit == 0)
@@ -1481,7 +1483,7 @@ QCoro::Task<void> runSeed(quint32 seed, int ops, QString* failure, int* tasks)
         const std::size_t n = std::size_t(x.rateLimit);
         for (std::size_t k = 0; k + n < x.starts.size(); ++k)
             CHECK_IN(
-                m, x.starts[k + n] - x.starts[k] >= x.rateWindow - 2ms,
+                m, x.starts[k + n] - x.starts[k] >= x.rateWindow - 4ms,
                 "exec %d: %d starts within %lld us (limit %d per %lld ms)", e, x.rateLimit + 1,
                 qint64(std::chrono::duration_cast<std::chrono::microseconds>(x.starts[k + n] - x.starts[k]).count()),
                 x.rateLimit, qint64(x.rateWindow.count()));
