@@ -194,9 +194,10 @@ namespace detail {
             if (!job->control || job->control->key.isEmpty())
                 return job;
             const QString& key = job->control->key;
-            KeyState& state = m_keys[key];
-            if (state.running < keyLimit(key))
+            const auto it = m_keys.find(key); // no entry for a key with nothing running or held
+            if (it == m_keys.end() || it->second.running < keyLimit(key))
                 return job;
+            KeyState& state = it->second;
             // Its key is saturated: set it aside, so that it holds back no other key's work.
             unlink(job);
             link(state.held, job, nullptr);
@@ -374,8 +375,10 @@ namespace detail {
         // The bound is checked again after every signal: a slot may have lowered it.
         while (worker.index < maxWorkers && active < maxWorkers && !paused) {
             Job* job = nextStartable();
-            if (!job)
+            if (!job) {
+                setRateLimited(false); // what waits is held by its key, not by the rate
                 break;
+            }
             if (job->isCancelRequested() || job->isSettled()) {
                 unlink(job);
                 drop(job); // cancelled through a plain QFuture, or from another thread
@@ -392,8 +395,8 @@ namespace detail {
                 ++m_keys[job->control->key].running;
             if (rateLimit > 0) {
                 recordStart();
-                if (rateLimited && (qsizetype(m_starts.size()) < rateLimit || pending == 0))
-                    setRateLimited(false);
+                if (rateLimited && (qsizetype(m_starts.size()) < rateLimit || pending == 0 || active >= maxWorkers))
+                    setRateLimited(false); // with every slot taken, maxWorkers holds the queue too
             }
             emitPendingCountChanged();
             releaseIdleWorkers();
@@ -694,6 +697,8 @@ namespace detail {
             Q_EMIT q->pausedChanged(paused);
         if (!paused)
             dispatch();
+        else
+            setRateLimited(false); // the queue waits for resume() now
     }
 
     void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
@@ -1016,24 +1021,24 @@ namespace {
             m_core->addCountWaiter(&m_waiter);
         }
         void await_resume() const noexcept { }
+        struct Ref {
+            CountAwaiter* awaiter;
+            bool await_ready() const { return awaiter->await_ready(); }
+            void await_suspend(std::coroutine_handle<> handle) { awaiter->await_suspend(handle); }
+            void await_resume() const noexcept { }
+        };
 
     private:
         std::shared_ptr<detail::ExecutorCore> m_core; // the counts stay readable without the executor
         detail::ExecutorCore::CountWaiter m_waiter;
     };
 
-    //! QCoro awaits what operator co_await makes in place; a CountAwaiter must not move.
-    struct Counts {
-        std::shared_ptr<detail::ExecutorCore> core;
-        int pendingBelow;
-        CountAwaiter operator co_await() { return CountAwaiter(core, pendingBelow); }
-    };
-
     QCoro::Task<void> awaitCounts(std::shared_ptr<detail::ExecutorCore> core, int pendingBelow)
     {
-        // A named operand: g++ 12 destroyed a temporary one twice (its reference to the core with it).
-        Counts counts { std::move(core), pendingBelow };
-        co_await counts;
+        // The awaiter is a named local (it must not move) awaited through a trivial reference: g++ 12
+        // destroyed a temporary awaitable that held the core twice, releasing one reference too many.
+        CountAwaiter awaiter(std::move(core), pendingBelow);
+        co_await CountAwaiter::Ref { &awaiter };
     }
 
     void checkExecutorThread(const detail::ExecutorCore& core, const char* what)

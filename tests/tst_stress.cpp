@@ -10,6 +10,8 @@
 //   - results whose copy or move throws (a budget carried from copy to copy), in tasks and maps;
 //   - re-entrant slots on every executor signal that submit, cancel, shut down or delete it;
 //   - setMaxWorkers() raising the bound while workers are parked at the old one;
+//   - the scheduling controls: priorities and keys on submit, per-key limits and a rate limit on
+//     some executors, pause() (resumed a few steps later), clear();
 //   - QFuture::cancel() on plain copies of pool futures;
 // and checks after every step and at the end that:
 //   - every future reaches exactly one terminal state (result, exception, cancelled), the one its
@@ -28,9 +30,15 @@
 //   - after a raise, activeCount reaches min(maxWorkers, active + pending) within a few turns;
 //   - right after a plain QFuture::cancel(), cancelled() implies done(), done() equals
 //     cancelled() || isFinished(), an unsettled future is cancelled and a settled one unchanged;
+//   - nothing starts while its executor is paused; never more tasks of a key run than its limit; at
+//     each start, no queued task without a key (submitted outside a slot) has a higher priority,
+//     or an equal one and an earlier submission; no window of the rate limit (less 4 ms: starts are
+//     timed by the model's taskStarted slot, after the pool's own reading) holds more starts than
+//     it allows; clear() returns the pending count and every task it cleared ends cancelled;
 //   - nothing hangs (a watchdog per seed) and nothing leaks (ASan/LSan builds).
 // Everything runs in one thread, and nothing depends on time (a nested loop quits on a condition;
-// its timer is only a failure detector), so a seed replays exactly.
+// its timer is only a failure detector), so a seed replays exactly, except on the executors with a
+// rate limit (1 in 8), whose starts follow the clock.
 //
 //   TASKPOOL_STRESS_SEEDS=N       number of seeds (default 500), or FIRST:N
 //   TASKPOOL_STRESS_OPS=N         operations per seed (default 200)
@@ -45,7 +53,10 @@
 #define TASKPOOL_LEAK_CHECK_PER_SEED 1
 #endif
 
+#include <QHash>
+
 #include <deque>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -123,6 +134,16 @@ struct Exec {
     // re-entrant slots do not cancel then (set on every drop of pendingCount, cleared by taskStarted
     // and between operations).
     bool starting = false;
+    // Scheduling controls.
+    bool paused = false;
+    int resumeAt = 0; // the step that resumes it
+    bool controls = false; // key limits or a rate limit: raiseServed() does not apply
+    QHash<QString, int> keyLimits; // and maxPerKey for the others
+    int maxPerKey = std::numeric_limits<int>::max();
+    int rateLimit = 0;
+    std::chrono::milliseconds rateWindow { 0 };
+    std::vector<std::chrono::steady_clock::time_point> starts; // every taskStarted, with a rate limit
+    int keyLimit(const QString& key) const { return keyLimits.value(key, maxPerKey); }
 };
 
 struct Rec {
@@ -144,6 +165,10 @@ struct Rec {
     bool flippedByPlainCancel = false; // settled with a result, then reported cancelled (see plainCancel)
     bool cancelledInSubmit = false; // a slot inside its submit() shut the executor down with cancelFutures
     Outcome seen = Outcome::None; // the terminal state first observed
+    int priority = 0;
+    QString key;
+    bool inSlot = false; // submitted by a re-entrant slot (maybe between a take and its taskStarted)
+    bool inClear = false; // submitted by a slot inside clear(): it may have been cleared too
     int seenValue = 0;
     int startedSignals = 0, terminalSignals = 0;
 };
@@ -173,23 +198,30 @@ struct Stats {
     int nestedInTasks = 0, nestedInAwaiters = 0, brittle = 0, brittleItems = 0, plainCancels = 0;
     int flippedByPlainCancel = 0, raisesWithQueuedWork = 0, slotSubmits = 0, slotCancels = 0, slotShutdowns = 0,
         slotDeletes = 0;
+    int clears = 0, cleared = 0, pauses = 0, rateLimited = 0, rateStarts = 0;
     QString edges() const
     {
         return QStringLiteral("nested loops: %1 in tasks, %2 in awaiters; %3 throwing results, %4 throwing map items; "
                               "%5 plain QFuture cancels (%11 of a settled result, reported cancelled after); %6 raises "
                               "with queued work; slots: %7 submits, %8 cancels, "
                               "%9 shutdowns, %10 deletes")
-            .arg(nestedInTasks)
-            .arg(nestedInAwaiters)
-            .arg(brittle)
-            .arg(brittleItems)
-            .arg(plainCancels)
-            .arg(raisesWithQueuedWork)
-            .arg(slotSubmits)
-            .arg(slotCancels)
-            .arg(slotShutdowns)
-            .arg(slotDeletes)
-            .arg(flippedByPlainCancel);
+                   .arg(nestedInTasks)
+                   .arg(nestedInAwaiters)
+                   .arg(brittle)
+                   .arg(brittleItems)
+                   .arg(plainCancels)
+                   .arg(raisesWithQueuedWork)
+                   .arg(slotSubmits)
+                   .arg(slotCancels)
+                   .arg(slotShutdowns)
+                   .arg(slotDeletes)
+                   .arg(flippedByPlainCancel)
+            + QStringLiteral("; controls: %1 clear() of %2 tasks, %3 pauses, %4 rate-limited executors (%5 starts)")
+                  .arg(clears)
+                  .arg(cleared)
+                  .arg(pauses)
+                  .arg(rateLimited)
+                  .arg(rateStarts);
     }
     QString text() const
     {
@@ -231,6 +263,7 @@ struct Model {
     std::vector<int> submitting; // recs inside their submit() call (slots may re-enter it)
     int reentry = 0; // percent of signal emissions whose slot re-enters the executor
     int slotDepth = 0; // re-entrant slots on the stack
+    int clearing = -1; // the executor inside clear()
     int nestDepth = 0; // nested event loops on the stack
 
     int random(int n) { return int(rng() % quint32(n)); }
@@ -248,9 +281,26 @@ struct Model {
         Exec& x = execs.emplace_back();
         x.maxWorkers = x.mostWorkers = 1 + random(4);
         x.pool = new TaskPoolExecutor(x.maxWorkers);
+        if (chance(30)) {
+            x.controls = true;
+            x.keyLimits.insert(QStringLiteral("k0"), 1);
+            x.keyLimits.insert(QStringLiteral("k1"), 2);
+            x.pool->setKeyLimit(QStringLiteral("k0"), 1);
+            x.pool->setKeyLimit(QStringLiteral("k1"), 2);
+            if (chance(50)) {
+                x.maxPerKey = 1 + random(2);
+                x.pool->setMaxPerKey(x.maxPerKey);
+            }
+        }
+        if (chance(12)) {
+            x.controls = true;
+            x.rateLimit = 2 + random(3);
+            x.rateWindow = std::chrono::milliseconds(10 + random(7));
+            x.pool->setRateLimit(x.rateLimit, x.rateWindow);
+        }
         TaskPoolExecutor* pool = x.pool;
         QObject::connect(pool, &TaskPoolExecutor::taskStarted, pool,
-                         [this](quint64 id, const QString& worker) { onStarted(id, worker); });
+                         [this, e](quint64 id, const QString& worker) { onStarted(e, id, worker); });
         QObject::connect(pool, &TaskPoolExecutor::taskFinished, pool,
                          [this](quint64 id) { onTerminal(id, Outcome::Value, {}); });
         QObject::connect(pool, &TaskPoolExecutor::taskFailed, pool,
@@ -307,9 +357,12 @@ struct Model {
         delete std::exchange(execs[e].pool, nullptr);
     }
 
-    void onStarted(quint64 id, const QString& worker)
+    void onStarted(int e, quint64 id, const QString& worker)
     {
         MODEL_CHECK(!worker.isEmpty(), "task %llu started in an unnamed worker", id);
+        MODEL_CHECK(!execs[e].paused, "exec %d: task %llu started while paused", e, id);
+        if (execs[e].rateLimit > 0)
+            execs[e].starts.push_back(std::chrono::steady_clock::now());
         auto it = byId.find(id);
         if (it == byId.end()) {
             MODEL_CHECK(++otherIds[id].first == 1, "map item %llu started twice", id);
@@ -323,7 +376,34 @@ struct Model {
             MODEL_CHECK(r.bodyStarts == 0, "task %llu: body ran before taskStarted", id);
         r.workerStarted = true;
         execs[r.exec].starting = false;
+        checkStartOrder(it->second);
     }
+
+    //! At the start of task \a i: its key within its limit, and no queued task without a key
+    //! ahead of it in priority order.
+    void checkStartOrder(int i)
+    {
+        const Rec& r = recs[std::size_t(i)];
+        const Exec& x = execs[std::size_t(r.exec)];
+        int sameKey = 0;
+        for (int k : live) {
+            const Rec& q = recs[std::size_t(k)];
+            if (q.exec != r.exec || !q.accepted || k == i)
+                continue;
+            if (!r.key.isEmpty() && q.key == r.key && q.workerStarted && !q.bodyEnded)
+                ++sameKey;
+            if (!q.workerStarted && !q.future.done() && q.key.isEmpty() && !q.inSlot)
+                MODEL_CHECK(q.priority < r.priority || (q.priority == r.priority && q.id > r.id),
+                            "exec %d: task %d (priority %d) started before queued task %d (priority %d)", r.exec, i,
+                            r.priority, k, q.priority);
+        }
+        if (!r.key.isEmpty())
+            MODEL_CHECK(sameKey < x.keyLimit(r.key), "exec %d: task %d is one of %d running with key %s (limit %d)",
+                        r.exec, i, sameKey + 1, qPrintable(r.key), x.keyLimit(r.key));
+    }
+
+    //! clear() on executor \a e, checked.
+    void clearNow(int e);
 
     void onTerminal(quint64 id, Outcome outcome, const QString& message)
     {
@@ -552,7 +632,7 @@ QCoro::Task<void> insideNest(Model* m, std::shared_ptr<Nest> nest, int depth)
     std::vector<int> free;
     for (int e = 0; e < int(m->execs.size()); ++e) {
         const TaskPoolExecutor* p = m->execs[std::size_t(e)].pool;
-        if (p && !p->isShutdown() && p->activeCount() + p->pendingCount() < p->maxWorkers())
+        if (p && !p->isShutdown() && !p->isPaused() && p->activeCount() + p->pendingCount() < p->maxWorkers())
             free.push_back(e);
     }
     std::unique_ptr<TaskPoolExecutor> own; // none free: an executor of its own
@@ -725,19 +805,29 @@ int Model::submitNew(int e, Form form, int depth, bool plain)
         && (r.action == Action::SubmitMore || r.action == Action::DestroyOwn || r.action == Action::ShutdownOwn
             || r.action == Action::NestedLoop))
         r.yields = 1;
+    if (chance(40))
+        r.priority = random(5) - 2;
+    if (!plain && chance(40)) {
+        const QString keys[] = { QStringLiteral("k0"), QStringLiteral("k1"), QStringLiteral("k2") };
+        r.key = keys[random(3)];
+    }
+    r.inSlot = slotDepth > 0;
+    r.inClear = clearing == e;
+    const TaskPool::SubmitOptions options { .priority = r.priority, .key = r.key };
     const bool shut = x.pool->isShutdown();
     const int pendingBefore = x.pool->pendingCount();
     submitting.push_back(i);
     try {
         switch (form) {
         case Form::Callable:
-            r.future = x.pool->submit(taskBody, this, i);
+            r.future = x.pool->submit(options, taskBody, this, i);
             break;
         case Form::Awaitable:
-            r.future = x.pool->submit(taskBody(this, i));
+            r.future = x.pool->submit(options, taskBody(this, i));
             break;
         case Form::Promise:
             r.future = x.pool->submit(
+                options,
                 [](QPromise<Value>& promise, Model* m, int i) -> QCoro::Task<void> {
                     const Value value = co_await taskBody(m, i); // a Brittle result throws here
                     promise.addResult(value);
@@ -745,7 +835,8 @@ int Model::submitNew(int e, Form form, int depth, bool plain)
                 this, i);
             break;
         case Form::Plain:
-            r.future = x.pool->submit([](Model* m, int i) { return plainBody(m, i); }, this, i);
+            r.future = x.pool->submit(
+                options, [](Model* m, int i) { return plainBody(m, i); }, this, i);
             break;
         }
     } catch (const ShutdownError&) {
@@ -780,6 +871,40 @@ int Model::submitNew(int e, Form form, int depth, bool plain)
     }
     live.push_back(i);
     return i;
+}
+
+void Model::clearNow(int e)
+{
+    Exec& x = execs[std::size_t(e)];
+    if (!x.pool)
+        return;
+    ++stats.clears;
+    x.cancelledQueue = true; // a map's queued items end cancelled too
+    std::vector<int> queued;
+    for (int i : std::vector<int>(live)) {
+        Rec& r = recs[std::size_t(i)];
+        if (r.exec == e && r.accepted && !r.workerStarted && !r.future.done() && !r.forcedCancel) {
+            noteCancelled(r); // before: a slot on the taskCanceled it emits may look at the task
+            queued.push_back(i);
+        }
+    }
+    const int pending = x.pool->pendingCount();
+    clearing = e;
+    const int cleared = x.pool->clear(); // a slot may submit (maybe cleared too), or delete the pool
+    clearing = -1;
+    stats.cleared += cleared;
+    MODEL_CHECK(cleared == pending, "exec %d: clear() returned %d with %d pending", e, cleared, pending);
+    for (int i : queued)
+        MODEL_CHECK(recs[std::size_t(i)].future.done() && recs[std::size_t(i)].future.cancelled(),
+                    "task %d: not cancelled by clear()%s", i, "");
+    for (int i : std::vector<int>(live)) {
+        Rec& r = recs[std::size_t(i)];
+        if (r.inClear && r.exec == e && r.accepted && !r.workerStarted && !r.forcedCancel && r.future.done()
+            && r.future.cancelled()) {
+            r.inClear = false;
+            noteCancelled(r);
+        }
+    }
 }
 
 void Model::shutdownNow(int e, ShutdownOptions options)
@@ -848,6 +973,15 @@ void Model::plainCancel(int i)
 }
 
 int pickRec(Model* m);
+
+void resumeExec(Exec& x)
+{
+    if (!std::exchange(x.paused, false))
+        return;
+    ++stats.pauses;
+    if (x.pool)
+        x.pool->resume(); // a slot on the signals it causes may delete it
+}
 
 void Model::reenter(int e)
 {
@@ -1043,7 +1177,7 @@ QCoro::Task<void> raiseServed(Model* m, int e, int bound)
     for (int turn = 0; turn < 6; ++turn) {
         co_await Yield {};
         const TaskPoolExecutor* p = m->execs[std::size_t(e)].pool;
-        if (!p || p->maxWorkers() != bound)
+        if (!p || p->maxWorkers() != bound || p->isPaused())
             co_return;
         if (p->activeCount() >= std::min(bound, p->activeCount() + p->pendingCount()))
             co_return;
@@ -1163,7 +1297,7 @@ void doMap(Model* m, int e)
 //! Runs one random operation; returns how many extra turns of the event loop to give.
 int operation(Model* m)
 {
-    const int n = m->random(112);
+    const int n = m->random(118);
     const int e = pickExec(m);
     if (qEnvironmentVariableIsSet("TASKPOOL_STRESS_TRACE"))
         qDebug("step %d: op %d on exec %d", m->step, n, e);
@@ -1233,7 +1367,7 @@ int operation(Model* m)
         } else {
             m->background.push_back(asCompletedOp(m, subset, zero));
         }
-    } else if (n < 95 || n >= 106) {
+    } else if (n < 95 || (n >= 106 && n < 112)) {
         if (e < 0)
             return 0;
         Exec& x = m->execs[std::size_t(e)];
@@ -1244,9 +1378,20 @@ int operation(Model* m)
         x.mostWorkers = std::max(x.mostWorkers, x.maxWorkers);
         const bool queued = x.pool->pendingCount() > 0 && x.pool->activeCount() < x.maxWorkers;
         x.pool->setMaxWorkers(x.maxWorkers); // a slot on maxWorkersChanged may delete it
-        if (x.maxWorkers > was && queued) {
+        if (x.maxWorkers > was && queued && !x.controls) {
             ++stats.raisesWithQueuedWork;
             m->background.push_back(raiseServed(m, e, x.maxWorkers));
+        }
+    } else if (n >= 112) {
+        if (e < 0)
+            return 0;
+        Exec& x = m->execs[std::size_t(e)];
+        if (n < 115) {
+            m->clearNow(e);
+        } else if (!x.paused) {
+            x.paused = true;
+            x.resumeAt = m->step + 1 + m->random(6);
+            x.pool->pause();
         }
     } else if (n < 102) {
         const int i = pickRec(m);
@@ -1277,8 +1422,11 @@ QCoro::Task<void> runSeed(quint32 seed, int ops, QString* failure, int* tasks)
     if (m->chance(50))
         m->newExec();
     for (m->step = 0; m->step < ops && m->failure.isEmpty(); ++m->step) {
-        for (Exec& x : m->execs)
+        for (Exec& x : m->execs) {
             x.starting = false; // no emission is in progress here
+            if (x.paused && m->step >= x.resumeAt)
+                resumeExec(x);
+        }
         for (int turns = 1 + operation(m); turns > 0; --turns)
             co_await Yield {};
         m->checkAll();
@@ -1297,6 +1445,8 @@ QCoro::Task<void> runSeed(quint32 seed, int ops, QString* failure, int* tasks)
 
     // Release everything, let it end, and check the final state.
     m->step = ops;
+    for (Exec& x : m->execs)
+        resumeExec(x);
     for (Gate& gate : m->gates)
         gate.open();
     for (std::size_t k = 0; k < m->background.size(); ++k) // nested loops add to it meanwhile
@@ -1321,6 +1471,23 @@ QCoro::Task<void> runSeed(quint32 seed, int ops, QString* failure, int* tasks)
     }
     for (int e = 0; e < int(m->execs.size()); ++e)
         m->checkExec(e);
+    // The rate limit, loosely: the model times a start in its taskStarted slot, after the pool's own
+    // reading; a slack of 4 ms absorbs that delay on a loaded machine under ASan (2 ms did not, once
+    // in a few thousand seeds), and still catches a window half as long as the limit's.
+    for (int e = 0; e < int(m->execs.size()); ++e) {
+        const Exec& x = m->execs[std::size_t(e)];
+        if (x.rateLimit == 0)
+            continue;
+        ++stats.rateLimited;
+        stats.rateStarts += int(x.starts.size());
+        const std::size_t n = std::size_t(x.rateLimit);
+        for (std::size_t k = 0; k + n < x.starts.size(); ++k)
+            CHECK_IN(
+                m, x.starts[k + n] - x.starts[k] >= x.rateWindow - 4ms,
+                "exec %d: %d starts within %lld us (limit %d per %lld ms)", e, x.rateLimit + 1,
+                qint64(std::chrono::duration_cast<std::chrono::microseconds>(x.starts[k + n] - x.starts[k]).count()),
+                x.rateLimit, qint64(x.rateWindow.count()));
+    }
     for (int e = 0; e < int(m->execs.size()); ++e)
         m->destroyExec(e);
     for (int turns = 0; m->liveBodies > 0 && turns < 100000; ++turns)

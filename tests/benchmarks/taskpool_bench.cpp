@@ -35,6 +35,7 @@
 #include <malloc.h>
 #include <map>
 #include <optional>
+#include <random>
 #include <ranges>
 #include <string>
 #include <unistd.h>
@@ -815,8 +816,8 @@ struct Options {
     std::vector<int> workers { 1, 8, 64, 1024 };
     int reps = 0; // 0: 3 below 1e6 items, 1 from 1e6 on
     QString csv;
-    std::vector<std::string> only { "trivial", "hop",    "map",       "pending", "finished",
-                                    "sleep",   "memory", "mapmemory", "slowmap" };
+    std::vector<std::string> only { "trivial", "hop",       "map",     "pending",  "finished", "sleep",
+                                    "memory",  "mapmemory", "slowmap", "priority", "rate" };
     qint64 memoryN = 100'000;
     std::vector<qint64> mapMemoryItems { 1'000'000, 10'000'000 };
     QString callgrind; // workload name
@@ -835,7 +836,8 @@ template <typename T> std::vector<T> parseList(const char* text)
 void usage()
 {
     std::puts("usage: taskpool_bench [--quick] [--n N[,N...]] [--workers K[,K...]] [--reps R] [--csv FILE]\n"
-              "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory,slowmap]\n"
+              "                      [--only trivial,hop,map,pending,finished,sleep,memory,mapmemory,slowmap,priority,"
+              "rate]\n"
               "                      [--memory-n N]\n"
               "                      [--map-memory-items M[,M...]] [--coarse-sleep]\n"
               "       taskpool_bench --callgrind trivial|hop|map|pending|finished|sleep|token|timeout|context [--impl "
@@ -1098,6 +1100,173 @@ void runMapMemory(const Options& o)
     }
 }
 
+// ---- scheduling controls -------------------------------------------------------------------------
+
+//! How the priority benchmark submits: without options, with priority 0, with random priorities.
+enum class PriorityMode { NoOptions, Zero, Random };
+
+const char* priorityModeName(PriorityMode mode)
+{
+    switch (mode) {
+    case PriorityMode::NoOptions:
+        return "no options";
+    case PriorityMode::Zero:
+        return "priority 0";
+    case PriorityMode::Random:
+        return "random priority";
+    }
+    return "?";
+}
+
+struct PriorityResult {
+    double submitNs = 0; // per task, while the worker is held: the queue grows to N
+    double drainNs = 0; // per task, from the gate's release to the last result read
+    double cpuNs = 0; // process CPU per task, submit and drain
+};
+
+//! N trivial tasks queued behind one gated worker, then drained in priority order.
+QCoro::Task<PriorityResult> taskPoolPriority(int n, PriorityMode mode)
+{
+    TaskPool::TaskPoolExecutor pool(1);
+    Gate gate;
+    auto blocker = pool.submit(gatedTask, &gate);
+    while (!gate.entered)
+        co_await PostedYield {};
+    std::vector<int> priorities(std::size_t(n), 0);
+    std::mt19937 rng(42);
+    if (mode == PriorityMode::Random) {
+        for (int& p : priorities)
+            p = int(rng() % 1001) - 500; // up to 1,001 distinct priorities
+    }
+    std::vector<TaskPool::Future<int>> futures;
+    futures.reserve(std::size_t(n));
+    const double cpu = cpuNow();
+    QElapsedTimer wall;
+    wall.start();
+    for (int i = 0; i < n; ++i) {
+        if (mode == PriorityMode::NoOptions)
+            futures.push_back(pool.submit(trivialTask, i));
+        else
+            futures.push_back(pool.submit({ .priority = priorities[std::size_t(i)] }, trivialTask, i));
+    }
+    const double submitted = double(wall.nsecsElapsed());
+    gate.release();
+    co_await blocker;
+    qint64 sum = 0;
+    for (auto& future : futures)
+        sum += co_await future;
+    const double total = double(wall.nsecsElapsed());
+    PriorityResult result { submitted / n, (total - submitted) / n, (cpuNow() - cpu) * 1e9 / n };
+    co_await pool.shutdown();
+    if (sum != qint64(n) * (n - 1) / 2)
+        std::fprintf(stderr, "priority benchmark: wrong sum\n");
+    co_return result;
+}
+
+void runPriority(const Options& o)
+{
+    std::printf("\npriorities: N trivial tasks queued behind one gated worker, then drained; ns per task "
+                "(median of %d below 1e6, 1 from 1e6 on; after an unmeasured warm-up); random: priorities in "
+                "[-500, 500]\n",
+                o.reps > 0 ? o.reps : 3);
+    std::printf("  %10s %-16s %12s %12s %12s %12s %10s\n", "queued", "submit", "submit ns", "drain ns", "total ns",
+                "cpu ns", "vs none");
+    for (const int n : { 1'000, 1'000'000 }) {
+        const int reps = n >= 1'000'000 ? 1 : (o.reps > 0 ? o.reps : 3);
+        QCoro::waitFor(taskPoolPriority(n, PriorityMode::NoOptions)); // warm-up: the heap grows once, unmeasured
+        double baseline = 0;
+        for (PriorityMode mode : { PriorityMode::NoOptions, PriorityMode::Zero, PriorityMode::Random }) {
+            std::vector<double> submit, drain, cpu;
+            for (int r = 0; r < reps; ++r) {
+                drainEvents();
+                const PriorityResult result = QCoro::waitFor(taskPoolPriority(n, mode));
+                submit.push_back(result.submitNs);
+                drain.push_back(result.drainNs);
+                cpu.push_back(result.cpuNs);
+            }
+            const double total = median(submit) + median(drain);
+            if (mode == PriorityMode::NoOptions)
+                baseline = total;
+            std::printf("  %10d %-16s %12.0f %12.0f %12.0f %12.0f %9.2fx\n", n, priorityModeName(mode), median(submit),
+                        median(drain), total, median(cpu), total / baseline);
+            std::fflush(stdout);
+        }
+    }
+}
+
+//! Start times of trivial tasks under a rate limit.
+QCoro::Task<int> timedTask(std::vector<std::chrono::steady_clock::time_point>* starts)
+{
+    starts->push_back(std::chrono::steady_clock::now());
+    co_return 1;
+}
+
+QCoro::Task<void> taskPoolRate(int n, int limit, std::chrono::milliseconds window, int workers)
+{
+    using Clock = std::chrono::steady_clock;
+    TaskPool::TaskPoolExecutor pool(workers);
+    pool.setRateLimit(limit, window);
+    std::vector<Clock::time_point> starts;
+    starts.reserve(std::size_t(n));
+    std::vector<TaskPool::Future<int>> futures;
+    futures.reserve(std::size_t(n));
+    int heldSignals = 0;
+    QObject::connect(&pool, &TaskPool::TaskPoolExecutor::rateLimitedChanged, &pool,
+                     [&](bool limited) { heldSignals += limited ? 1 : 0; });
+    const auto begin = Clock::now();
+    for (int i = 0; i < n; ++i)
+        futures.push_back(pool.submit(timedTask, &starts));
+    for (auto& future : futures)
+        co_await future;
+    co_await pool.shutdown();
+    // The busiest sliding window (starts timed in the task, after the pool's own reading), and the
+    // starts of consecutive fixed windows from the first start.
+    int worst = 0;
+    for (std::size_t i = 0, j = 0; i < starts.size(); ++i) {
+        while (starts[i] - starts[j] >= window)
+            ++j;
+        worst = std::max(worst, int(i - j + 1));
+    }
+    std::map<qint64, int> fixed;
+    for (const auto& t : starts)
+        ++fixed[(t - starts.front()) / window];
+    int least = n, most = 0;
+    for (const auto& [index, count] : fixed) {
+        if (index + 1 < qint64(fixed.size())) { // the last window is partial
+            least = std::min(least, count);
+            most = std::max(most, count);
+        }
+    }
+    // Ideal: `limit` starts at once, then `limit` more each window.
+    const auto ideal = window * ((n + limit - 1) / limit - 1);
+    const double seconds = std::chrono::duration<double>(starts.back() - starts.front()).count();
+    const double idealSeconds = std::chrono::duration<double>(ideal).count();
+    // The closest two starts `limit` apart: the margin the strict window keeps.
+    auto closest = Clock::duration::max();
+    for (std::size_t i = 0; i + std::size_t(limit) < starts.size(); ++i)
+        closest = std::min(closest, starts[i + std::size_t(limit)] - starts[i]);
+    std::printf("  %8d %6d %8lld %8d %13d %12d/%d %12.3f %12.3f %9.4fx %14.3f %8d\n", n, limit,
+                static_cast<long long>(window.count()), workers, worst, least, most, seconds, idealSeconds,
+                seconds / idealSeconds, std::chrono::duration<double, std::milli>(closest).count(), heldSignals);
+    std::printf("  %8s first start %.3f ms after the first submit\n", "",
+                std::chrono::duration<double, std::milli>(starts.front() - begin).count());
+    std::fflush(stdout);
+}
+
+void runRate(const Options&)
+{
+    std::printf("\nrate-limit fidelity: trivial tasks under setRateLimit(limit, window); worst = most starts in "
+                "any sliding window (must be <= limit); fixed = fewest/most starts per consecutive window from "
+                "the first start (the last, partial one excluded); time from the first start to the last "
+                "against the ideal (limit at once, then limit per window); closest = smallest gap between "
+                "starts `limit` apart (>= window); held = rateLimited turning true\n");
+    std::printf("  %8s %6s %8s %8s %13s %14s %12s %12s %10s %14s %8s\n", "tasks", "limit", "window", "workers",
+                "worst window", "fixed min/max", "time [s]", "ideal [s]", "vs ideal", "closest [ms]", "held");
+    QCoro::waitFor(taskPoolRate(10'000, 1'000, std::chrono::milliseconds(1000), 8));
+    drainEvents();
+    QCoro::waitFor(taskPoolRate(10'000, 10, std::chrono::milliseconds(10), 8));
+}
+
 void writeCsv(const QString& path, const std::vector<Row>& rows)
 {
     QFile file(path);
@@ -1182,6 +1351,10 @@ int main(int argc, char** argv)
         runSleep(o, rows);
     if (wants(o, "slowmap"))
         runSlowMap(o);
+    if (wants(o, "priority"))
+        runPriority(o);
+    if (wants(o, "rate"))
+        runRate(o);
     if (!o.csv.isEmpty())
         writeCsv(o.csv, rows);
     return 0;
