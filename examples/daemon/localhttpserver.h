@@ -11,7 +11,9 @@
 /*!
  * It answers each GET after an artificial latency (a QTimer, so it handles any number of requests
  * at once on one thread) and counts the requests in flight (received, not answered yet), so the
- * peak it observed tells how many requests the client really had outstanding at once.
+ * peak it observed tells how many requests the client really had outstanding at once. A request
+ * whose connection the client closes before the answer (QNetworkReply::abort()) counts as aborted,
+ * not served: served() + aborted() + inFlight() is every request received.
  *
  * `GET /status/<code>` answers with that status (e.g. /status/500 to make a request fail); any
  * other path answers 200 with a short text body. Connections are kept alive. It listens only on
@@ -37,6 +39,12 @@ public:
     int peakInFlight() const { return m_peakInFlight; }
     //! Requests answered.
     qint64 served() const { return m_served; }
+    //! Requests whose client went away before the answer (an aborted QNetworkReply).
+    qint64 aborted() const { return m_aborted; }
+
+Q_SIGNALS:
+    //! A request came in, was answered or was aborted.
+    void countsChanged();
 
 private:
     friend class HttpConnection;
@@ -48,4 +56,5 @@ private:
     int m_inFlight = 0;
     int m_peakInFlight = 0;
     qint64 m_served = 0;
+    qint64 m_aborted = 0;
 };
