@@ -5,6 +5,7 @@
 #include <QTcpServer>
 #include <QUrl>
 
+#include <algorithm>
 #include <chrono>
 
 //! A tiny HTTP/1.1 server on 127.0.0.1 for the daemon's demo and tests.
@@ -33,6 +34,8 @@ public:
     QUrl baseUrl() const;
 
     std::chrono::milliseconds latency() const { return m_latency; }
+    //! Changes the latency of the requests received from now on.
+    void setLatency(std::chrono::milliseconds latency) { m_latency = std::max(latency, std::chrono::milliseconds(0)); }
     //! Requests received and not answered yet.
     int inFlight() const { return m_inFlight; }
     //! The most requests that were in flight at the same time.
