@@ -168,6 +168,7 @@ void LocalHttpServer::requestStarted()
 {
     ++m_inFlight;
     m_peakInFlight = std::max(m_peakInFlight, m_inFlight);
+    Q_EMIT countsChanged();
 }
 
 void LocalHttpServer::requestEnded(bool answered)
@@ -175,4 +176,7 @@ void LocalHttpServer::requestEnded(bool answered)
     --m_inFlight;
     if (answered)
         ++m_served;
+    else
+        ++m_aborted;
+    Q_EMIT countsChanged();
 }

@@ -5,13 +5,16 @@
 #include <QTcpServer>
 #include <QUrl>
 
+#include <algorithm>
 #include <chrono>
 
 //! A tiny HTTP/1.1 server on 127.0.0.1 for the daemon's demo and tests.
 /*!
  * It answers each GET after an artificial latency (a QTimer, so it handles any number of requests
  * at once on one thread) and counts the requests in flight (received, not answered yet), so the
- * peak it observed tells how many requests the client really had outstanding at once.
+ * peak it observed tells how many requests the client really had outstanding at once. A request
+ * whose connection the client closes before the answer (QNetworkReply::abort()) counts as aborted,
+ * not served: served() + aborted() + inFlight() is every request received.
  *
  * `GET /status/<code>` answers with that status (e.g. /status/500 to make a request fail); any
  * other path answers 200 with a short text body. Connections are kept alive. It listens only on
@@ -31,12 +34,20 @@ public:
     QUrl baseUrl() const;
 
     std::chrono::milliseconds latency() const { return m_latency; }
+    //! Changes the latency of the requests received from now on.
+    void setLatency(std::chrono::milliseconds latency) { m_latency = std::max(latency, std::chrono::milliseconds(0)); }
     //! Requests received and not answered yet.
     int inFlight() const { return m_inFlight; }
     //! The most requests that were in flight at the same time.
     int peakInFlight() const { return m_peakInFlight; }
     //! Requests answered.
     qint64 served() const { return m_served; }
+    //! Requests whose client went away before the answer (an aborted QNetworkReply).
+    qint64 aborted() const { return m_aborted; }
+
+Q_SIGNALS:
+    //! A request came in, was answered or was aborted.
+    void countsChanged();
 
 private:
     friend class HttpConnection;
@@ -48,4 +59,5 @@ private:
     int m_inFlight = 0;
     int m_peakInFlight = 0;
     qint64 m_served = 0;
+    qint64 m_aborted = 0;
 };

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "jobwindow.h"
 
-#include <QCoro/QCoroTimer>
+#include <taskpool/network.h>
+
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QNetworkProxy>
+#include <QNetworkReply>
+#include <QPointer>
 #include <QProgressBar>
 #include <QPromise>
 #include <QPushButton>
@@ -13,21 +17,49 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <stdexcept>
+#include <stop_token>
 
 namespace {
 
 enum Column { NameColumn, StatusColumn, ProgressColumn };
 
-//! A job: `steps` steps of `stepTime` each, reporting progress through its promise and stopping
-//! early when the future is cancelled. Its result is the sum 1 + 2 + ... + steps.
-QCoro::Task<void> work(QPromise<int>& promise, int steps, std::chrono::milliseconds stepTime)
+//! A reply is deleted from the event loop, unless it went with its manager already.
+struct ReplyGuard {
+    QPointer<QNetworkReply> reply;
+    ~ReplyGuard()
+    {
+        if (reply)
+            reply->deleteLater();
+    }
+};
+
+//! A job: downloads `steps` parts of \a url, one request after another, reporting progress through
+//! its promise. Its result is the sum 1 + 2 + ... + steps.
+/*!
+ * The first parameter, a std::stop_token, makes the pool hand the task its stop token: Cancel
+ * (Future::cancel()) and the end of the window (SubmitOptions::context) stop it. The request in
+ * flight is then aborted, and the co_await throws CancelledError: the coroutine ends there and its
+ * worker is free for the next job at once.
+ */
+QCoro::Task<void> download(std::stop_token stop, QPromise<int>& promise, QPointer<QNetworkAccessManager> manager,
+                           QUrl url, int steps)
 {
     promise.setProgressRange(0, steps);
     int sum = 0;
     for (int step = 1; step <= steps; ++step) {
-        if (promise.isCanceled())
-            co_return; // cancelled: the pool has already settled the future
-        co_await QCoro::sleepFor(stepTime);
+        if (!manager)
+            throw TaskPool::CancelledError(); // the window is gone
+        QUrl part = url;
+        part.setQuery(QStringLiteral("part=%1").arg(step));
+        QNetworkRequest request(part);
+        request.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
+        const ReplyGuard guard { manager->get(request) };
+        QNetworkReply* reply = co_await TaskPool::cancellable(guard.reply.data(), stop);
+        if (!reply)
+            throw TaskPool::CancelledError(); // deleted with its manager
+        if (reply->error() != QNetworkReply::NoError)
+            throw std::runtime_error(reply->errorString().toStdString());
         sum += step;
         promise.setProgressValue(step);
     }
@@ -36,9 +68,13 @@ QCoro::Task<void> work(QPromise<int>& promise, int steps, std::chrono::milliseco
 
 } // namespace
 
-JobWindow::JobWindow(QWidget* parent) : QWidget(parent), m_pool(3, QStringLiteral("job"))
+JobWindow::JobWindow(const QUrl& server, QWidget* parent) :
+    QWidget(parent), m_server(server), m_pool(3, QStringLiteral("job"))
 {
     setWindowTitle(QStringLiteral("TaskPool: jobs"));
+    m_manager.setAutoDeleteReplies(false);
+    if (server.host() == QLatin1String("127.0.0.1"))
+        m_manager.setProxy(QNetworkProxy::NoProxy);
 
     m_workers = new QSpinBox;
     m_workers->setRange(1, 16);
@@ -48,6 +84,7 @@ JobWindow::JobWindow(QWidget* parent) : QWidget(parent), m_pool(3, QStringLitera
     m_jobCount->setValue(12);
     m_start = new QPushButton(QStringLiteral("Start"));
     m_cancel = new QPushButton(QStringLiteral("Cancel"));
+    m_pause = new QPushButton(QStringLiteral("Pause"));
 
     auto* controls = new QHBoxLayout;
     controls->addWidget(new QLabel(QStringLiteral("Workers:")));
@@ -57,6 +94,7 @@ JobWindow::JobWindow(QWidget* parent) : QWidget(parent), m_pool(3, QStringLitera
     controls->addStretch();
     controls->addWidget(m_start);
     controls->addWidget(m_cancel);
+    controls->addWidget(m_pause);
 
     m_list = new QTreeWidget;
     m_list->setHeaderLabels({ QStringLiteral("Job"), QStringLiteral("Status"), QStringLiteral("Progress") });
@@ -87,6 +125,11 @@ JobWindow::JobWindow(QWidget* parent) : QWidget(parent), m_pool(3, QStringLitera
     connect(&m_pool, &TaskPool::TaskPoolExecutor::pendingCountChanged, this, &JobWindow::updateCounts);
     connect(&m_pool, &TaskPool::TaskPoolExecutor::workerCountChanged, this, &JobWindow::updateCounts);
     connect(&m_pool, &TaskPool::TaskPoolExecutor::maxWorkersChanged, this, &JobWindow::updateCounts);
+    // Pause holds the queued jobs (running ones go on); the button follows the paused property.
+    connect(&m_pool, &TaskPool::TaskPoolExecutor::pausedChanged, this, [this](bool paused) {
+        m_pause->setText(paused ? QStringLiteral("Resume") : QStringLiteral("Pause"));
+        updateCounts();
+    });
     // Which worker runs which job: the lifecycle signals name the task by its future's taskId().
     connect(&m_pool, &TaskPool::TaskPoolExecutor::taskStarted, this, [this](quint64 id, const QString& worker) {
         for (Job& job : m_jobs) {
@@ -96,13 +139,16 @@ JobWindow::JobWindow(QWidget* parent) : QWidget(parent), m_pool(3, QStringLitera
     });
     connect(m_start, &QPushButton::clicked, this, &JobWindow::start);
     connect(m_cancel, &QPushButton::clicked, this, &JobWindow::cancel);
+    connect(m_pause, &QPushButton::clicked, this, &JobWindow::togglePause);
     updateCounts();
     updateButtons();
 }
 
 JobWindow::~JobWindow()
 {
-    cancel(); // nothing of ours outlives the window; the pool ends the running coroutines' slots
+    // Nothing to cancel by hand: the jobs' context is this window, whose end cancels them. Only
+    // the pool's signals must not reach this half-destroyed window while the members go.
+    m_pool.disconnect(this);
 }
 
 QString JobWindow::stateName(State state)
@@ -142,8 +188,12 @@ void JobWindow::start()
         m_list->setItemWidget(job.item, ProgressColumn, job.bar);
         setState(job, State::Queued);
 
-        // The callable takes QPromise<int>& first: the pool hands it the future's promise.
-        job.future = m_pool.submit(work, job.steps, m_stepTime);
+        // The callable takes a std::stop_token and a QPromise<int>& first: the pool hands it the
+        // task's stop token and the future's promise. The window is the task's context.
+        const TaskPool::SubmitOptions options { .context = this };
+        QUrl url = m_server;
+        url.setPath(QStringLiteral("/file/%1").arg(i + 1));
+        job.future = m_pool.submit(options, download, QPointer<QNetworkAccessManager>(&m_manager), url, job.steps);
         job.watcher = std::make_unique<QFutureWatcher<int>>();
         QFutureWatcher<int>* watcher = job.watcher.get();
         connect(watcher, &QFutureWatcherBase::progressRangeChanged, job.bar, &QProgressBar::setRange);
@@ -159,7 +209,12 @@ void JobWindow::start()
 void JobWindow::cancel()
 {
     for (Job& job : m_jobs)
-        job.future.cancel(); // queued: never starts; running: told through its promise
+        job.future.cancel(); // queued: never starts; running: its request is aborted, its slot frees
+}
+
+void JobWindow::togglePause()
+{
+    m_pool.setPaused(!m_pool.isPaused());
 }
 
 void JobWindow::settle(int index)
@@ -206,12 +261,13 @@ void JobWindow::updateCounts()
     // Bound to the executor: what is neither running nor queued any more has settled.
     const int total = int(m_jobs.size());
     m_overall->setValue(std::clamp(total - active - pending, 0, std::max(total, 1)));
-    m_counts->setText(QStringLiteral("active %1 · pending %2 · workers %3 of %4 · peak active %5")
+    m_counts->setText(QStringLiteral("active %1 · pending %2 · workers %3 of %4 · peak active %5%6")
                           .arg(active)
                           .arg(pending)
                           .arg(m_pool.workerCount())
                           .arg(m_pool.maxWorkers())
-                          .arg(m_peakActive));
+                          .arg(m_peakActive)
+                          .arg(m_pool.isPaused() ? QStringLiteral(" · paused") : QString()));
 }
 
 void JobWindow::updateButtons()
