@@ -60,7 +60,7 @@ namespace detail {
 
         //! Runs a job in a worker: the worker stays suspended while the task's coroutine runs.
         struct RunJob {
-            const ExecutorCore& core;
+            ExecutorCore& core;
             int index;
             Job* job;
             bool running = true;
@@ -71,13 +71,18 @@ namespace detail {
                 // Restored, not cleared: a nested event loop inside this start may have started
                 // and finished other tasks meanwhile, and an outer start may be running.
                 const CurrentWorker outer = std::exchange(currentWorker, { &core, index });
-                // Once run() returned true the worker may be resumed at any time: this awaiter is
-                // touched again only when it returned false.
-                const bool suspended = job->run(worker);
+                // Once run() returned true the worker may be resumed at any time (from the event
+                // loop): this awaiter is touched again only when it returned false.
+                ExecutorCore& owner = core;
+                Job* const started = job;
+                const bool suspended = started->run(worker);
                 currentWorker = outer;
-                if (!suspended)
+                if (!suspended) {
                     running = false;
-                return suspended;
+                    return false;
+                }
+                owner.watchCancel(started);
+                return true;
             }
             //! True when the task's coroutine resumed the worker (from wherever it ended).
             bool await_resume()
@@ -438,8 +443,6 @@ namespace detail {
             control->stop = std::stop_source();
             if (job->isSettled())
                 control->stop.request_stop(); // cancelled before it started
-            if (QObject* watcher = job->watchCancel([job] { job->cancel(); }))
-                control->watcher.reset(watcher);
         }
         auto timeout = control && control->timeout ? control->timeout : defaultTimeout;
         // Beyond a century a timeout means none (and time_point arithmetic would overflow).
@@ -455,6 +458,18 @@ namespace detail {
         }
         if (*worker.deadline == m_deadlines.begin())
             m_deadlineTimer->start(std::max(*timeout, std::chrono::milliseconds(0)));
+    }
+
+    void ExecutorCore::watchCancel(Job* job)
+    {
+        // Only for a task that suspended: one that ends within its start needs no watcher, and a
+        // QFutureWatcher deleted with callouts still posted to it scans the thread's whole event
+        // queue (quadratic in a burst of short tasks).
+        JobControl* control = job->control;
+        if (!control || !control->takesStop || control->watcher || job->isSettled())
+            return;
+        if (QObject* watcher = job->watchCancel([job] { job->cancel(); }))
+            control->watcher.reset(watcher);
     }
 
     void ExecutorCore::disarm(Worker& worker)

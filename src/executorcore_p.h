@@ -78,6 +78,7 @@ public:
     bool shouldLeave(const Worker& worker) const;
     void start(Worker& worker, Job* job);
     void end(Worker& worker, Job* job);
+    void watchCancel(Job* job); // a plain QFuture cancel of a running token-taking task stops it
     void leave(Worker* worker);
     void park(Worker& worker, std::coroutine_handle<> handle);
 

@@ -37,7 +37,10 @@ struct ResumeInlineOnStop {
 QCoro::Task<int> endsInsideStopCallback(std::stop_token token)
 {
     std::stop_callback other(token, [] {});
-    co_await ResumeInlineOnStop { token };
+    // A named awaiter: g++ 12 destroys a temporary awaitable with a non-trivial destructor twice
+    // when QCoro's await_transform forwards it (here: one stop_token release too many).
+    ResumeInlineOnStop wait { token };
+    co_await wait;
     co_return 1;
 }
 
