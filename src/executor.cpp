@@ -56,7 +56,7 @@ namespace detail {
             const ExecutorCore* core = nullptr;
             int index = -1;
         };
-        thread_local CurrentWorker currentWorker;
+        TASKPOOL_TLS thread_local CurrentWorker currentWorker; // see readyQueue's
 
         //! Runs a job in a worker: the worker stays suspended while the task's coroutine runs.
         struct RunJob {
@@ -135,23 +135,11 @@ namespace detail {
         this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
     }
 
-    void ExecutorCore::link(JobQueue& queue, Job* job, Job* before)
+    void ExecutorCore::pushPrioritised(Job* job)
     {
-        job->queue = &queue;
-        job->next = before;
-        job->prev = before ? before->prev : queue.tail;
-        (job->prev ? job->prev->next : queue.head) = job;
-        (before ? before->prev : queue.tail) = job;
-    }
-
-    void ExecutorCore::push(Job* job)
-    {
-        JobQueue* queue = &m_normal;
-        if (job->priority != 0) {
-            queue = &m_byPriority[job->priority]; // O(log p) for p distinct priorities queued
-            queue->bucket = true;
-        }
-        link(*queue, job, nullptr);
+        JobQueue& queue = m_byPriority[job->priority]; // O(log p) for p distinct priorities queued
+        queue.bucket = true;
+        link(queue, job, nullptr);
         ++pending;
     }
 
@@ -170,18 +158,6 @@ namespace detail {
         ++pending;
     }
 
-    void ExecutorCore::unlink(Job* job)
-    {
-        JobQueue& queue = *job->queue;
-        (job->prev ? job->prev->next : queue.head) = job->next;
-        (job->next ? job->next->prev : queue.tail) = job->prev;
-        job->prev = job->next = nullptr;
-        job->queue = nullptr;
-        --pending;
-        if (queue.bucket && !queue.head)
-            m_byPriority.erase(job->priority);
-    }
-
     JobQueue* ExecutorCore::topQueue()
     {
         if (!m_byPriority.empty()) {
@@ -192,7 +168,7 @@ namespace detail {
         return m_normal.head ? &m_normal : nullptr;
     }
 
-    Job* ExecutorCore::nextStartable()
+    Job* ExecutorCore::nextStartableSlow()
     {
         while (JobQueue* queue = topQueue()) {
             Job* job = queue->head;
@@ -381,7 +357,8 @@ namespace detail {
         while (worker.index < maxWorkers && active < maxWorkers && !paused) {
             Job* job = nextStartable();
             if (!job) {
-                setRateLimited(false); // what waits is held by its key, not by the rate
+                if (rateLimited)
+                    setRateLimited(false); // what waits is held by its key, not by the rate
                 break;
             }
             if (job->isCancelRequested() || job->isSettled()) {
@@ -425,7 +402,6 @@ namespace detail {
 
     void ExecutorCore::start(Worker& worker, Job* job)
     {
-        worker.job = job;
         if (job->control || defaultTimeout)
             arm(worker, job); // before any signal: a slot may cancel the task already
         // taskStarted first: a slot of either signal may cancel the task, whose taskCanceled must
@@ -438,6 +414,7 @@ namespace detail {
 
     void ExecutorCore::arm(Worker& worker, Job* job)
     {
+        worker.job = job; // set only here: a worker with a job is one end() has to disarm
         JobControl* control = job->control;
         if (control && control->takesStop) {
             control->stop = std::stop_source();
@@ -535,15 +512,14 @@ namespace detail {
     void ExecutorCore::end(Worker& worker, Job* job)
     {
         --active;
-        if (job->control) {
+        if (worker.job) { // armed: the task has options, a token, or the default timeout
             disarm(worker);
-            releaseControls(job);
-            if (!job->control->key.isEmpty())
-                keyEnded(job->control->key);
-        } else if (worker.deadline) {
-            disarm(worker);
+            if (job->control) {
+                releaseControls(job);
+                if (!job->control->key.isEmpty())
+                    keyEnded(job->control->key);
+            }
         }
-        worker.job = nullptr;
         job->core = nullptr;
         report(job);
         job->deref();
@@ -600,7 +576,7 @@ namespace detail {
         if (job->reported || !job->isSettled())
             return;
         job->reported = true;
-        if (!listens(TaskFinished) && !listens(TaskFailed) && !listens(TaskCanceled) && !lcTaskPool().isDebugEnabled())
+        if (!listens(TaskFinished) && !listens(TaskFailed) && !listens(TaskCanceled) && !log.isDebugEnabled())
             return;
         QString message;
         // idle() waits for the end of the outermost report: its slots (QML's TaskFutures among
@@ -629,7 +605,8 @@ namespace detail {
 
     void ExecutorCore::checkIdle()
     {
-        notifyCountWaiters();
+        if (!m_countWaiters.empty())
+            notifyCountWaiters();
         if (m_busy && active == 0 && pending == 0) {
             if (m_reporting > 0) {
                 m_idleDue = true; // see report()

@@ -25,6 +25,12 @@
 
 Q_DECLARE_LOGGING_CATEGORY(lcTaskPool)
 
+#if defined(__GNUC__) || defined(__clang__)
+#define TASKPOOL_TLS __attribute__((tls_model("initial-exec")))
+#else
+#define TASKPOOL_TLS
+#endif
+
 namespace TaskPool::detail {
 
 //! What a job needs beyond the common case: made before the job is published, only for a task that
@@ -59,7 +65,7 @@ public:
     struct Worker {
         int index;
         std::coroutine_handle<> idleHandle; // set while suspended waiting for work
-        Job* job = nullptr; // the running task
+        Job* job = nullptr; // the running task, when it was armed (it has a control or a timeout)
         std::optional<Deadlines::iterator> deadline; // its timeout, while armed
         std::chrono::milliseconds timeout {}; // the armed timeout, for the TimeoutError's message
     };
@@ -151,6 +157,7 @@ public:
     }
 
     TaskPoolExecutor* q; // null once the executor object is gone: no more signals
+    const QLoggingCategory& log = lcTaskPool(); // looked up once, not per task
     QThread* const thread;
     int maxWorkers;
     QString prefix;
@@ -174,12 +181,46 @@ private:
     };
 
     void accept(Job* job); // queued, owned by this executor
-    void push(Job* job);
+    // The queue operations every task goes through are inline, with the common case (priority 0,
+    // no key) first: what a task that uses no scheduling control pays for them is a few compares.
+    void link(JobQueue& queue, Job* job, Job* before)
+    {
+        job->queue = &queue;
+        job->next = before;
+        job->prev = before ? before->prev : queue.tail;
+        (job->prev ? job->prev->next : queue.head) = job;
+        (before ? before->prev : queue.tail) = job;
+    }
+    void push(Job* job)
+    {
+        if (job->priority != 0)
+            return pushPrioritised(job);
+        link(m_normal, job, nullptr);
+        ++pending;
+    }
+    void pushPrioritised(Job* job);
     void pushInOrder(Job* job); // a held-back job back into its priority's queue
-    void link(JobQueue& queue, Job* job, Job* before);
-    Job* nextStartable(); // the first queued job that may start, still queued; moves saturated keys aside
+    void unlink(Job* job)
+    {
+        JobQueue& queue = *job->queue;
+        (job->prev ? job->prev->next : queue.head) = job->next;
+        (job->next ? job->next->prev : queue.tail) = job->prev;
+        job->prev = job->next = nullptr;
+        job->queue = nullptr;
+        --pending;
+        if (queue.bucket && !queue.head)
+            m_byPriority.erase(job->priority);
+    }
+    //! The first queued job that may start, still queued; moves jobs of saturated keys aside.
+    Job* nextStartable()
+    {
+        Job* job = m_normal.head;
+        if (m_byPriority.empty() && (!job || !job->control || job->control->key.isEmpty()))
+            return job;
+        return nextStartableSlow();
+    }
+    Job* nextStartableSlow();
     JobQueue* topQueue();
-    void unlink(Job* job);
     bool rateAllows();
     void recordStart();
     void setRateLimited(bool limited);
@@ -207,7 +248,8 @@ private:
     void checkIdle();
     void emitPendingCountChanged()
     {
-        notifyCountWaiters();
+        if (!m_countWaiters.empty())
+            notifyCountWaiters();
         if (listens(PendingCountChanged))
             Q_EMIT q->pendingCountChanged(pending);
     }

@@ -11,7 +11,7 @@ namespace {
 
 Job::Job() : id(lastJobId.fetch_add(1, std::memory_order_relaxed) + 1) { }
 
-Job::~Job()
+void Job::destroy(JobControl* control)
 {
     delete control;
 }

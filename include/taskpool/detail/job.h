@@ -128,7 +128,12 @@ public:
     bool reported = false; // the executor emitted this job's terminal signal
 
 protected:
-    virtual ~Job();
+    virtual ~Job()
+    {
+        if (control)
+            destroy(control);
+    }
+    static void destroy(JobControl* control); // out of line: the type is the executor's
 
     //! Claims the right to settle the job: exactly one caller (completion or cancel) gets true.
     bool beginSettle() noexcept
