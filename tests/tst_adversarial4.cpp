@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Fourth adversarial review: each test breaks one documented promise (named in its comment) of the
 // cancellation and scheduling controls (contexts, cross-thread cancels, re-entrant slots, timeouts,
-// keys). A test here fails (or ends the process under ASan) while the promise is broken.
+// keys). A test here fails (or ends the process under ASan) while the promise is broken. Found
+// broken: zeroDefaultTimeoutReadsAsNone, clearWhoseSlotDeletesTheExecutor; the others held when
+// written and stay as guards.
 #include "testutil.h"
 
 #include <taskpool/cancel.h>
@@ -12,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <ranges>
 #include <stop_token>
 
 using namespace TestUtil;
@@ -40,7 +43,13 @@ private Q_SLOTS:
     void burstKeepsRateWindow();
     void pausedChangedSlotClears();
     void rateLimitedChangedSlotDeletesTheExecutor();
-    // These end the process under ASan (the error they show), so they come last.
+    void zeroTimeoutStopsSleep();
+    void mapWithStopTokenAbandoned();
+    void withinContextDestroyedBySettlement();
+    void stopCallbackDeletesTheExecutor();
+    void taskCancelledSlotShutsDownInsideClear();
+    void idleSlotDeletesTheExecutor();
+    // This ends the process under ASan (the error it shows), so it comes last.
     void clearWhoseSlotDeletesTheExecutor();
 };
 
@@ -262,6 +271,122 @@ void tst_Adversarial4::rateLimitedChangedSlotDeletesTheExecutor()
         QCOMPARE(futures[std::size_t(i)].result(), 2 * i);
 }
 
+// Promise (SubmitOptions::timeout; TaskPool::sleep): a 0 ms timeout fails the future with
+// TimeoutError and stops the token; a TaskPool::sleep on it ends (CancelledError) and frees the slot.
+void tst_Adversarial4::zeroTimeoutStopsSleep()
+{
+    run([]() -> QCoro::Task<void> {
+        TaskPool::TaskPoolExecutor pool(1);
+        bool stopped = false;
+        auto body = [&](std::stop_token token) -> QCoro::Task<int> {
+            auto nap = TaskPool::sleep(std::chrono::seconds(30), token);
+            try {
+                co_await nap;
+            } catch (const TaskPool::CancelledError&) {
+                stopped = true;
+                throw;
+            }
+            co_return 1;
+        };
+        auto future = pool.submit({ .timeout = std::chrono::milliseconds(0) }, body);
+        CO_VERIFY_THROWS(co_await future, TaskPool::TimeoutError);
+        co_await pool.whenIdle();
+        CO_VERIFY(stopped);
+        auto next = pool.submit(amul, 2, 2);
+        CO_COMPARE(co_await next, 4);
+    }());
+}
+
+// Promise (map(): "destroying it before the end cancels them all"), with a stop-token callable:
+// the running items are stopped, the queued never start, the executor goes idle.
+void tst_Adversarial4::mapWithStopTokenAbandoned()
+{
+    run([]() -> QCoro::Task<void> {
+        TaskPool::TaskPoolExecutor pool(3);
+        int started = 0;
+        int stopped = 0;
+        auto fn = [&](std::stop_token token, int x) -> QCoro::Task<int> {
+            ++started;
+            if (x == 0)
+                co_return 0;
+            auto wait = TaskPool::untilCancelled(token);
+            co_await wait;
+            ++stopped;
+            co_return x;
+        };
+        {
+            auto results = pool.mapUnordered({ .bufferSize = 5 }, fn, std::views::iota(0, 1000));
+            auto it = co_await results.begin();
+            CO_COMPARE((*it).index, 0u);
+            co_await turns(3);
+        }
+        co_await pool.whenIdle();
+        CO_COMPARE(stopped, started - 1);
+        CO_VERIFY2(started <= 6, qPrintable(QStringLiteral("%1 items started").arg(started)));
+    }());
+}
+
+// Promise (Future::within): "Once context is destroyed, the awaiting coroutine resumes ... with
+// CancelledError instead of the outcome, also when the future settled in between". Here the
+// context is destroyed by a taskFinished slot, inside the future's settlement.
+void tst_Adversarial4::withinContextDestroyedBySettlement()
+{
+    run([]() -> QCoro::Task<void> {
+        TaskPool::TaskPoolExecutor pool(1);
+        auto* context = new QObject;
+        QObject::connect(&pool, &TaskPool::TaskPoolExecutor::taskFinished, context, [context] { delete context; });
+        auto future = pool.submit(amul, 2, 3);
+        bool cancelled = false;
+        try {
+            auto within = future.within(context);
+            const int value = co_await within;
+            Q_UNUSED(value);
+        } catch (const TaskPool::CancelledError&) {
+            cancelled = true;
+        }
+        CO_VERIFY2(cancelled, "code after co_await within() ran for a destroyed context");
+    }());
+}
+
+// Promise (a slot, or a stop callback run by the executor, may delete the executor; every future
+// still finishes): the stop callback run by a timeout deletes the executor.
+void tst_Adversarial4::stopCallbackDeletesTheExecutor()
+{
+    auto* pool = new TaskPool::TaskPoolExecutor(2);
+    QPointer<TaskPool::TaskPoolExecutor> guard(pool);
+    auto body = [guard](std::stop_token token) -> QCoro::Task<int> {
+        std::stop_callback onStop(token, [guard] { delete guard.data(); });
+        auto wait = TaskPool::untilCancelled(token);
+        co_await wait;
+        co_return 1;
+    };
+    QFuture<int> timed = pool->submit({ .timeout = std::chrono::milliseconds(5) }, body);
+    QFuture<int> other = pool->submit(amul, 3, 3);
+    QFuture<int> queued = pool->submit(amul, 4, 4);
+    QVERIFY(nestedLoopUntil([&] { return timed.isFinished() && other.isFinished() && queued.isFinished(); }));
+    QVERIFY(guard.isNull());
+    QCOMPARE(queued.result(), 16);
+}
+
+// Promise (clear(); a slot may shut down): a taskCancelled slot shuts the executor down (cancelling
+// the rest) inside clear(); every future ends cancelled and clear() counts them all.
+void tst_Adversarial4::taskCancelledSlotShutsDownInsideClear()
+{
+    run([]() -> QCoro::Task<void> {
+        TaskPool::TaskPoolExecutor pool(1);
+        pool.pause();
+        std::vector<TaskPool::Future<int>> futures;
+        for (int i = 0; i < 10; ++i)
+            futures.push_back(pool.submit({ .priority = i % 3, .key = QStringLiteral("k%1").arg(i % 2) }, amul, i, 1));
+        QObject::connect(&pool, &TaskPool::TaskPoolExecutor::taskCancelled, &pool,
+                         [&] { pool.shutdown({ .wait = false, .cancelFutures = true }); });
+        CO_COMPARE(pool.clear(), 10);
+        for (const auto& future : futures)
+            CO_VERIFY(future.isCanceled());
+        CO_COMPARE(pool.pendingCount(), 0);
+    }());
+}
+
 // Promise (executor.h, class description): a slot may delete the executor ("a slot may delete the
 // executor" is guarded everywhere else: setPaused, setRateLimit, jobCancelled, dropAllQueued...).
 // Broken: ExecutorCore::clear() calls dropAllQueued() (which keeps the core only for its own
@@ -280,6 +405,21 @@ void tst_Adversarial4::clearWhoseSlotDeletesTheExecutor()
     QCOMPARE(pool->clear(), 1);
     QVERIFY(guard.isNull());
     QVERIFY(future.isCanceled());
+}
+
+// Promise (a slot may delete the executor): an idle() slot deletes it; the process must survive
+// (under ASan) and a later event loop turn must not touch the freed core.
+void tst_Adversarial4::idleSlotDeletesTheExecutor()
+{
+    auto* pool = new TaskPool::TaskPoolExecutor(2);
+    QPointer<TaskPool::TaskPoolExecutor> guard(pool);
+    QObject::connect(pool, &TaskPool::TaskPoolExecutor::idle, pool, [pool] { delete pool; });
+    QFuture<int> a = pool->submit(amul, 2, 3);
+    QFuture<int> b = pool->submit(amul, 3, 3);
+    QVERIFY(nestedLoopUntil([&] { return guard.isNull(); }));
+    QCOMPARE(a.result(), 6);
+    QCOMPARE(b.result(), 9);
+    QVERIFY(nestedLoopUntil([&] { return true; }));
 }
 
 QTEST_GUILESS_MAIN(tst_Adversarial4)
