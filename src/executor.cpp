@@ -673,6 +673,7 @@ namespace detail {
 
     int ExecutorCore::clear()
     {
+        const auto keep = shared_from_this(); // a slot may delete the executor
         const int cleared = pending;
         dropAllQueued();
         releaseIdleWorkers();
@@ -901,8 +902,8 @@ void TaskPoolExecutor::setDefaultTimeout(std::optional<std::chrono::milliseconds
 {
     if (timeout && timeout->count() < 0)
         throw std::invalid_argument("a timeout must not be negative");
-    if (timeout == std::chrono::milliseconds::max())
-        timeout.reset();
+    if (timeout == std::chrono::milliseconds::max() || timeout == std::chrono::milliseconds(0))
+        timeout.reset(); // 0 means none, as for the property (a task that may not run at all is no use)
     if (timeout == d->defaultTimeout)
         return;
     d->defaultTimeout = timeout;

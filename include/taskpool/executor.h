@@ -112,7 +112,7 @@ public:
 
     //! The timeout of tasks submitted without SubmitOptions::timeout; none by default.
     std::optional<std::chrono::milliseconds> defaultTimeout() const;
-    //! Sets it for tasks that start from now on; none (or `milliseconds::max()`) for no limit.
+    //! Sets it for tasks that start from now on; none (or 0, or `milliseconds::max()`) for no limit.
     /*! \throws std::invalid_argument for a negative timeout. */
     void setDefaultTimeout(std::optional<std::chrono::milliseconds> timeout);
     //! defaultTimeout() in milliseconds, 0 for none (the property's form, for QML).
