@@ -354,7 +354,7 @@ namespace detail {
     Job* ExecutorCore::take(Worker& worker)
     {
         // The bound is checked again after every signal: a slot may have lowered it.
-        while (worker.index < maxWorkers && active < maxWorkers && !paused) {
+        while (worker.index < maxWorkers && active < maxWorkers) {
             Job* job = nextStartable();
             if (!job) {
                 if (rateLimited)
@@ -367,7 +367,7 @@ namespace detail {
                 emitPendingCountChanged();
                 continue;
             }
-            if (rateLimit > 0 && !rateAllows())
+            if (throttled && (paused || (rateLimit > 0 && !rateAllows())))
                 break;
             unlink(job);
             // The slot is the job's from here on: a slot connected below may lower the bound, but
@@ -375,16 +375,18 @@ namespace detail {
             ++active;
             if (job->control && !job->control->key.isEmpty())
                 ++m_keys[job->control->key].running;
-            if (rateLimit > 0) {
+            if (throttled && rateLimit > 0) {
                 recordStart();
                 if (rateLimited && (qsizetype(m_starts.size()) < rateLimit || pending == 0 || active >= maxWorkers))
                     setRateLimited(false); // with every slot taken, maxWorkers holds the queue too
             }
             emitPendingCountChanged();
-            releaseIdleWorkers();
+            if (shutdown.load(std::memory_order_relaxed))
+                releaseIdleWorkers();
             return job;
         }
-        releaseIdleWorkers();
+        if (shutdown.load(std::memory_order_relaxed))
+            releaseIdleWorkers();
         return nullptr;
     }
 
@@ -576,8 +578,8 @@ namespace detail {
         if (job->reported || !job->isSettled())
             return;
         job->reported = true;
-        if (!listens(TaskFinished) && !listens(TaskFailed) && !listens(TaskCanceled) && !log.isDebugEnabled())
-            return;
+        if (!(q && m_terminalListeners.load(std::memory_order_relaxed) > 0) && !log.isDebugEnabled())
+            return; // the common case: one load, not three
         QString message;
         // idle() waits for the end of the outermost report: its slots (QML's TaskFutures among
         // them) see every task's terminal signal first, even when a slot settles more work.
@@ -603,19 +605,15 @@ namespace detail {
             checkIdle();
     }
 
-    void ExecutorCore::checkIdle()
+    void ExecutorCore::becomeIdle()
     {
-        if (!m_countWaiters.empty())
-            notifyCountWaiters();
-        if (m_busy && active == 0 && pending == 0) {
-            if (m_reporting > 0) {
-                m_idleDue = true; // see report()
-                return;
-            }
-            m_busy = false;
-            if (listens(Idle))
-                Q_EMIT q->idle();
+        if (m_reporting > 0) {
+            m_idleDue = true; // see report()
+            return;
         }
+        m_busy = false;
+        if (listens(Idle))
+            Q_EMIT q->idle();
     }
 
     void ExecutorCore::beginShutdown(bool cancelFutures)
@@ -686,6 +684,7 @@ namespace detail {
             return;
         const auto keep = shared_from_this(); // a slot may delete the executor
         paused = value;
+        throttled = paused || rateLimit > 0;
         if (q)
             Q_EMIT q->pausedChanged(paused);
         if (!paused)
@@ -703,6 +702,7 @@ namespace detail {
         const auto keep = shared_from_this(); // a slot may delete the executor
         const bool changed = starts != rateLimit || (starts > 0 && window != rateWindow);
         rateLimit = starts;
+        throttled = paused || rateLimit > 0;
         if (starts > 0)
             rateWindow = window;
         while (qsizetype(m_starts.size()) > rateLimit)
@@ -793,8 +793,11 @@ namespace detail {
     {
         // An invalid method on disconnect means "all of them": keep the counts (emitting to nobody
         // is only slower, never wrong).
-        if (const int signal = signalOf(method); signal < SignalCount)
+        if (const int signal = signalOf(method); signal < SignalCount) {
             m_listeners[signal].fetch_add(delta, std::memory_order_relaxed);
+            if (signal == TaskFinished || signal == TaskFailed || signal == TaskCanceled)
+                m_terminalListeners.fetch_add(delta, std::memory_order_relaxed);
+        }
     }
 
     void ExecutorCore::setMaxWorkers(int value)

@@ -169,6 +169,7 @@ public:
     std::vector<std::coroutine_handle<>> shutdownWaiters;
     std::optional<std::chrono::milliseconds> defaultTimeout;
     bool paused = false;
+    bool throttled = false; // paused or rate-limited: take() looks at either only then
     int rateLimit = 0;
     std::chrono::milliseconds rateWindow { 1000 };
     bool rateLimited = false;
@@ -245,7 +246,14 @@ private:
     void spawn();
     void wakeOrSpawn();
     void report(Job* job);
-    void checkIdle();
+    void checkIdle()
+    {
+        if (!m_countWaiters.empty())
+            notifyCountWaiters();
+        if (m_busy && active == 0 && pending == 0)
+            becomeIdle();
+    }
+    void becomeIdle();
     void emitPendingCountChanged()
     {
         if (!m_countWaiters.empty())
@@ -271,6 +279,7 @@ private:
     bool m_idleDue = false; // idle() was due while a task's terminal signal was being emitted
     int m_reporting = 0; // report() calls on the stack
     std::array<std::atomic<int>, SignalCount> m_listeners {};
+    std::atomic<int> m_terminalListeners { 0 }; // of taskFinished, taskFailed and taskCancelled together
 
     std::mutex m_incomingMutex;
     std::vector<Job*> m_incoming;

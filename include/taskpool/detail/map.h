@@ -130,16 +130,10 @@ template <typename Fn, typename... Args> struct MapCall {
     using Return = typename std::conditional_t<takesStop, std::invoke_result<Fn&, std::stop_token, Args...>,
                                                std::invoke_result<Fn&, Args...>>::type; // spelled out, as in Call
     using Value = typename ValueOf<Return>::type;
-    Return invoke(std::stop_token stop)
+    template <typename... Stop> Return invoke(Stop... stop)
     {
         return std::apply(
-            [&](Args&... a) -> decltype(auto) {
-                if constexpr (takesStop)
-                    return std::invoke(*fn, std::move(stop), std::move(a)...);
-                else
-                    return std::invoke(*fn, std::move(a)...);
-            },
-            args);
+            [&](Args&... a) -> decltype(auto) { return std::invoke(*fn, std::move(stop)..., std::move(a)...); }, args);
     }
 };
 

@@ -20,6 +20,14 @@
 #include <type_traits>
 #include <variant>
 
+// Collecting a task's outcome is on every task's path: the compiler is asked to inline what it calls
+// (QCoro's result read among them), which it stops doing as the function grows.
+#if defined(__GNUC__) && !defined(__clang__)
+#define TASKPOOL_FLATTEN [[gnu::flatten]]
+#else
+#define TASKPOOL_FLATTEN
+#endif
+
 namespace TaskPool::detail {
 
 // ---- what a task returns, and what awaiting it gives --------------------------------------------
@@ -131,7 +139,8 @@ inline constexpr bool takesStopToken = [] {
 
 // ---- the work a job runs ------------------------------------------------------------------------
 
-// Each work type has invoke(std::stop_token), which passes the token on only when takesStop.
+// Each work type has invoke(stop...): called with the task's std::stop_token when takesStop, with
+// nothing otherwise (a task that takes no token pays nothing for one).
 
 //! fn(args...), or fn(stop, args...), called with the decayed copies moved in (as std::thread does).
 template <typename Fn, typename... Args> struct Call {
@@ -143,14 +152,11 @@ template <typename Fn, typename... Args> struct Call {
     using Return = typename std::conditional_t<takesStop, std::invoke_result<Fn, std::stop_token, Args...>,
                                                std::invoke_result<Fn, Args...>>::type;
     using Value = typename ValueOf<Return>::type;
-    Return invoke(std::stop_token stop)
+    template <typename... Stop> Return invoke(Stop... stop)
     {
         return std::apply(
             [&](Args&... a) -> decltype(auto) {
-                if constexpr (takesStop)
-                    return std::invoke(std::move(fn), std::move(stop), std::move(a)...);
-                else
-                    return std::invoke(std::move(fn), std::move(a)...);
+                return std::invoke(std::move(fn), std::move(stop)..., std::move(a)...);
             },
             args);
     }
@@ -163,14 +169,11 @@ template <typename T, typename Fn, typename... Args> struct PromiseCall {
     Fn fn;
     std::tuple<Args...> args;
     std::optional<QPromise<T>> promise {}; // made when the task starts, dropped after it settled
-    decltype(auto) invoke(std::stop_token stop)
+    template <typename... Stop> decltype(auto) invoke(Stop... stop)
     {
         return std::apply(
             [&](Args&... a) -> decltype(auto) {
-                if constexpr (takesStop)
-                    return std::invoke(std::move(fn), std::move(stop), *promise, std::move(a)...);
-                else
-                    return std::invoke(std::move(fn), *promise, std::move(a)...);
+                return std::invoke(std::move(fn), std::move(stop)..., *promise, std::move(a)...);
             },
             args);
     }
@@ -180,14 +183,14 @@ template <typename T, typename Fn, typename... Args> struct PromiseCall {
 template <typename A> struct Await {
     static constexpr bool takesStop = false;
     A awaitable;
-    A&& invoke(std::stop_token) { return std::move(awaitable); }
+    A&& invoke() { return std::move(awaitable); }
 };
 #if TASKPOOL_HAS_LAZY_TASK
 //! A LazyTask, which cannot move, is kept as its not yet started coroutine.
 template <typename T> struct Await<QCoro::LazyTask<T>> {
     static constexpr bool takesStop = false;
     LazyCoroutine<T> awaitable;
-    LazyCoroutine<T>&& invoke(std::stop_token) { return std::move(awaitable); }
+    LazyCoroutine<T>&& invoke() { return std::move(awaitable); }
 };
 #endif
 
@@ -319,7 +322,14 @@ template <typename V, typename R> QCoro::Task<V> asTask(R&& returned)
  */
 template <typename Base, typename Work> class TaskJob final : public Base {
     using T = typename Base::value_type;
-    using R = decltype(std::declval<Work&>().invoke(std::stop_token()));
+    static decltype(auto) invoke(Work& work, [[maybe_unused]] Job& job)
+    {
+        if constexpr (Work::takesStop)
+            return work.invoke(job.stopToken());
+        else
+            return work.invoke();
+    }
+    using R = decltype(invoke(std::declval<Work&>(), std::declval<Job&>()));
     using V = typename ValueOf<R>::type;
     static constexpr bool awaits = QCoroAwaitable<R>;
 
@@ -338,11 +348,8 @@ public:
         try {
             if constexpr (isPromiseCall<Work>)
                 m_work->promise.emplace(this->m_fi);
-            std::stop_token stop;
-            if constexpr (Work::takesStop)
-                stop = this->stopToken();
             if constexpr (awaits) {
-                m_running = asTask<V>(m_work->invoke(std::move(stop))); // its synchronous start happens here
+                m_running = asTask<V>(invoke(*m_work, *this)); // its synchronous start happens here
                 auto awaiter = m_running.operator co_await();
                 if (!awaiter.await_ready()) {
                     awaiter.await_suspend(worker);
@@ -351,10 +358,10 @@ public:
                 finishRun();
                 return false;
             } else if constexpr (std::is_void_v<R>) {
-                m_work->invoke(std::move(stop));
+                invoke(*m_work, *this);
                 finish();
             } else {
-                finish(m_work->invoke(std::move(stop)));
+                finish(invoke(*m_work, *this));
             }
         } catch (...) {
             settleThrown();
@@ -363,7 +370,7 @@ public:
         return false;
     }
 
-    void finishRun() override
+    TASKPOOL_FLATTEN void finishRun() override
     {
         if constexpr (awaits) {
             try {
