@@ -107,6 +107,8 @@ private:
 
     void answer(int status, const QByteArray& path, bool headOnly)
     {
+        if (m_server->isHeld())
+            return; // pending until the client goes away
         const QByteArray body = status == 200 ? "item " + path + "\n" : reasonPhrase(status) + "\n";
         QByteArray response = "HTTP/1.1 " + QByteArray::number(status) + ' ' + reasonPhrase(status) + "\r\n";
         response += "Content-Type: text/plain\r\nContent-Length: " + QByteArray::number(body.size()) + "\r\n";

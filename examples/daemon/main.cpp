@@ -453,8 +453,13 @@ private:
                 fail(QString::fromUtf8(e.what()));
             }
         }
-        if (m_options.interruptAfter > 0 && m_ok + m_failed == m_options.interruptAfter)
+        if (m_options.interruptAfter > 0 && m_ok + m_failed == m_options.interruptAfter) {
+            // The self-check's Ctrl-C: what is in flight now is answered no more, so it must be
+            // aborted (otherwise, on a busy machine, the server might answer before the abort).
+            if (m_server)
+                m_server->hold();
             ::raise(SIGINT); // handled like a Ctrl-C, through the event loop
+        }
     }
 
     void fail(const QString& error)
@@ -473,6 +478,7 @@ private:
             return;
         m_interrupted = true;
         m_inFlightAtInterrupt = m_inFlight;
+        m_serverInFlightAtInterrupt = m_server ? m_server->inFlight() : 0;
         if (m_tty && !m_options.quiet)
             std::fputs("\n", stderr);
         std::fprintf(stderr,
@@ -530,8 +536,8 @@ private:
             std::printf("  server: %lld served, %lld aborted by the client", qlonglong(m_server->served()),
                         qlonglong(m_server->aborted()));
             if (m_interrupted)
-                std::printf(" (%d in flight at Ctrl-C; pool active %d after shutdown)", m_inFlightAtInterrupt,
-                            m_activeAfterShutdown);
+                std::printf(" (%d in flight at Ctrl-C, %d of them unanswered; pool active %d after shutdown)",
+                            m_inFlightAtInterrupt, m_serverInFlightAtInterrupt, m_activeAfterShutdown);
             std::printf("\n");
             const double serial = double(m_ok + m_failed) * m_options.latencyMs / 1000.0;
             if (serial > 0 && seconds > 0 && m_options.rate == 0) {
@@ -613,10 +619,12 @@ private:
             const int peak = m_server->peakInFlight();
             const qint64 received = m_server->served() + m_server->aborted() + m_server->inFlight();
             if (m_interrupted) {
-                // Ctrl-C aborted what was in flight: the server saw it, and did not serve everything.
-                if (m_inFlightAtInterrupt > 0 && m_server->aborted() < 1)
-                    problems
-                        << QStringLiteral("%1 requests in flight at Ctrl-C, none aborted").arg(m_inFlightAtInterrupt);
+                // Ctrl-C aborted what was in flight: every request the server had not answered yet
+                // (it answers nothing after a self-check's Ctrl-C) was aborted by the client.
+                if (m_server->isHeld() && m_server->aborted() < m_serverInFlightAtInterrupt)
+                    problems << QStringLiteral("%1 requests unanswered at Ctrl-C, %2 aborted")
+                                    .arg(m_serverInFlightAtInterrupt)
+                                    .arg(m_server->aborted());
                 if (m_server->served() >= m_total)
                     problems << QStringLiteral("interrupted, yet the server served all %1 requests").arg(m_total);
             } else if (m_server->aborted() != m_timedOut) {
@@ -675,6 +683,7 @@ private:
     int m_next = 0; // the input index of the next outcome
     int m_timedOut = 0;
     int m_inFlightAtInterrupt = 0;
+    int m_serverInFlightAtInterrupt = 0; // requests the local server had not answered at Ctrl-C
     int m_activeAfterShutdown = 0;
     QHash<QString, int> m_hostInFlight;
     int m_peakPerHost = 0;
