@@ -4,6 +4,8 @@
 #   TASKPOOL_BUILD_DIR  the build tree to install     WORK_DIR    scratch directory (recreated)
 #   SOURCE_DIR          the project, copied to WORK_DIR/source first (nothing of the source tree
 #                       around it can be reached)     GENERATOR   CMake generator
+#   BESIDE              directories copied next to it, separated by '|' (examples/common, which
+#                       the examples reach as ../common)
 #   PROGRAM             the program to run (relative to the project's build directory)
 #   PROGRAM_ARGS        its arguments, separated by '|'
 #   PREFIX_PATH         the CMAKE_PREFIX_PATH of the TaskPool build, separated by '|' (so that the
@@ -27,6 +29,10 @@ set(build ${WORK_DIR}/build)
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 file(COPY ${SOURCE_DIR}/ DESTINATION ${source})
+string(REPLACE "|" ";" beside "${BESIDE}")
+foreach(dir IN LISTS beside)
+    file(COPY ${dir} DESTINATION ${WORK_DIR})
+endforeach()
 
 string(REPLACE "|" ";" prefix_path "${PREFIX_PATH}")
 set(prefix_path ${prefix} ${prefix_path}) # the install first

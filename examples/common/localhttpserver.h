@@ -8,8 +8,7 @@
 #include <algorithm>
 #include <chrono>
 
-//! A tiny HTTP/1.1 server on 127.0.0.1 that the window downloads from (the same as the daemon
-//! example's: each example is a project of its own).
+//! A tiny HTTP/1.1 server on 127.0.0.1 for the daemon's and the widgets example's demos and tests.
 /*!
  * It answers each GET after an artificial latency (a QTimer, so it handles any number of requests
  * at once on one thread) and counts the requests in flight (received, not answered yet), so the
@@ -37,6 +36,10 @@ public:
     std::chrono::milliseconds latency() const { return m_latency; }
     //! Changes the latency of the requests received from now on.
     void setLatency(std::chrono::milliseconds latency) { m_latency = std::max(latency, std::chrono::milliseconds(0)); }
+    //! Answers nothing from now on (requests stay in flight until their clients go away): a
+    //! self-check's way to be sure that what is in flight when it interrupts gets aborted.
+    void hold() { m_held = true; }
+    bool isHeld() const { return m_held; }
     //! Requests received and not answered yet.
     int inFlight() const { return m_inFlight; }
     //! The most requests that were in flight at the same time.
@@ -57,6 +60,7 @@ private:
 
     QTcpServer m_server;
     std::chrono::milliseconds m_latency;
+    bool m_held = false;
     int m_inFlight = 0;
     int m_peakInFlight = 0;
     qint64 m_served = 0;
