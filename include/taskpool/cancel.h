@@ -138,31 +138,69 @@ namespace detail {
         }
     };
 
-    //! The awaiter of untilCancelled().
-    class UntilCancelledAwaiter {
+    //! The stop callback that hands work over: decides "stopped" and posts \a inThread to the
+    //! awaiting thread (terminate() a process, abort() a reply, where they live).
+    struct PostOnStop {
+        std::shared_ptr<StopWaitState> state;
+        std::function<void()> inThread;
+        void operator()() noexcept
+        {
+            if (state->decide(StopWaitState::Stopped))
+                StopWaitState::post(state, inThread);
+        }
+    };
+
+    //! What every cancellable await holds: its token, the state it shares with the callbacks, and
+    //! the stop callback, deregistered before the state is detached when the awaiter goes.
+    template <typename OnStop, typename State = StopWaitState> class StopAwaiter {
     public:
-        explicit UntilCancelledAwaiter(std::stop_token token) : m_token(std::move(token)) { }
-        UntilCancelledAwaiter(const UntilCancelledAwaiter&) = delete;
-        UntilCancelledAwaiter& operator=(const UntilCancelledAwaiter&) = delete;
-        ~UntilCancelledAwaiter()
+        StopAwaiter(const StopAwaiter&) = delete;
+        StopAwaiter& operator=(const StopAwaiter&) = delete;
+
+    protected:
+        explicit StopAwaiter(std::stop_token token, std::shared_ptr<State> state = nullptr) :
+            m_token(std::move(token)), m_state(std::move(state))
+        {
+        }
+        ~StopAwaiter()
         {
             m_stop.reset(); // first: waits for a callback running in another thread
             if (m_state)
                 m_state->detach();
         }
+        //! In await_suspend(): the coroutine to resume (the state made now, unless given).
+        void arm(std::coroutine_handle<> handle)
+        {
+            if (!m_state)
+                m_state = std::make_shared<State>();
+            m_state->arm(handle);
+        }
+        //! Last in await_suspend(): registers \a onStop, which runs at once if stopped meanwhile.
+        void listen(OnStop onStop) { m_stop.emplace(m_token, std::move(onStop)); }
+        //! Whether the await ended by a stop (also one requested before it began).
+        bool stopped() const
+        {
+            return m_state ? m_state->outcome() == StopWaitState::Stopped : m_token.stop_requested();
+        }
+
+        std::stop_token m_token;
+        std::shared_ptr<State> m_state;
+
+    private:
+        std::optional<std::stop_callback<OnStop>> m_stop;
+    };
+
+    //! The awaiter of untilCancelled().
+    class UntilCancelledAwaiter : public StopAwaiter<ResumeOnStop> {
+    public:
+        explicit UntilCancelledAwaiter(std::stop_token token) : StopAwaiter(std::move(token)) { }
         bool await_ready() const noexcept { return m_token.stop_requested(); }
         void await_suspend(std::coroutine_handle<> handle)
         {
-            m_state = std::make_shared<StopWaitState>();
-            m_state->arm(handle);
-            m_stop.emplace(m_token, ResumeOnStop { m_state }); // runs at once if stopped meanwhile
+            arm(handle);
+            listen(ResumeOnStop { m_state });
         }
         void await_resume() const noexcept { }
-
-    private:
-        std::stop_token m_token;
-        std::shared_ptr<StopWaitState> m_state;
-        std::optional<std::stop_callback<ResumeOnStop>> m_stop;
     };
 
     //! What untilCancelled() returns: movable; its awaiter is not.
@@ -176,25 +214,16 @@ namespace detail {
     };
 
     //! The awaiter of sleep(): a QTimer raced against the token.
-    class SleepAwaiter {
+    class SleepAwaiter : public StopAwaiter<ResumeOnStop> {
     public:
         SleepAwaiter(std::chrono::milliseconds duration, std::stop_token token) :
-            m_duration(duration), m_token(std::move(token))
+            StopAwaiter(std::move(token)), m_duration(duration)
         {
-        }
-        SleepAwaiter(const SleepAwaiter&) = delete;
-        SleepAwaiter& operator=(const SleepAwaiter&) = delete;
-        ~SleepAwaiter()
-        {
-            m_stop.reset(); // first: waits for a callback running in another thread
-            if (m_state)
-                m_state->detach();
         }
         bool await_ready() const noexcept { return m_token.stop_requested(); }
         void await_suspend(std::coroutine_handle<> handle)
         {
-            m_state = std::make_shared<StopWaitState>();
-            m_state->arm(handle);
+            arm(handle);
             m_timer.emplace();
             m_timer->setSingleShot(true);
             QObject::connect(&*m_timer, &QTimer::timeout, &*m_timer, [state = m_state] {
@@ -202,7 +231,7 @@ namespace detail {
                     StopWaitState::resume(state); // not inside the timer's own signal
             });
             m_timer->start(std::max(m_duration, std::chrono::milliseconds(0))); // a negative one: at once
-            m_stop.emplace(m_token, ResumeOnStop { m_state });
+            listen(ResumeOnStop { m_state });
         }
         void await_resume() const
         {
@@ -212,10 +241,7 @@ namespace detail {
 
     private:
         std::chrono::milliseconds m_duration;
-        std::stop_token m_token;
-        std::shared_ptr<StopWaitState> m_state;
         std::optional<QTimer> m_timer; // destroyed with the awaiter, in the awaiting thread
-        std::optional<std::stop_callback<ResumeOnStop>> m_stop;
     };
 
     //! What sleep() returns: movable; its awaiter is not.
@@ -260,18 +286,14 @@ namespace detail {
     }
 
     //! The awaiter of the race: resumes on the operation's end or on stop, whichever comes first.
-    template <typename R> class RaceAwaiter {
+    template <typename R> class RaceAwaiter : public StopAwaiter<ResumeOnStop, RaceState<R>> {
+        using StopAwaiter<ResumeOnStop, RaceState<R>>::m_state;
+        using StopAwaiter<ResumeOnStop, RaceState<R>>::m_token;
+
     public:
         RaceAwaiter(std::shared_ptr<RaceState<R>> state, std::stop_token token) :
-            m_state(std::move(state)), m_token(std::move(token))
+            StopAwaiter<ResumeOnStop, RaceState<R>>(std::move(token), std::move(state))
         {
-        }
-        RaceAwaiter(const RaceAwaiter&) = delete;
-        RaceAwaiter& operator=(const RaceAwaiter&) = delete;
-        ~RaceAwaiter()
-        {
-            m_stop.reset(); // first: waits for a callback running in another thread
-            m_state->detach();
         }
         bool await_ready() const noexcept
         {
@@ -283,8 +305,8 @@ namespace detail {
         }
         void await_suspend(std::coroutine_handle<> handle)
         {
-            m_state->arm(handle); // a completion posted meanwhile resumes it from the event loop
-            m_stop.emplace(m_token, ResumeOnStop { m_state });
+            this->arm(handle); // a completion posted meanwhile resumes it from the event loop
+            this->listen(ResumeOnStop { m_state });
         }
         R await_resume()
         {
@@ -295,11 +317,6 @@ namespace detail {
             if constexpr (!std::is_void_v<R>)
                 return std::move(*m_state->value);
         }
-
-    private:
-        std::shared_ptr<RaceState<R>> m_state;
-        std::stop_token m_token;
-        std::optional<std::stop_callback<ResumeOnStop>> m_stop;
     };
 
     template <typename R> class RaceWait {
@@ -346,19 +363,14 @@ namespace detail {
     };
 
     //! The awaiter of cancellable(QProcess *).
-    class ProcessAwaiter {
+    class ProcessAwaiter : public StopAwaiter<PostOnStop> {
     public:
         ProcessAwaiter(QProcess* process, std::stop_token token, std::chrono::milliseconds grace) :
-            m_process(process), m_token(std::move(token)), m_grace(grace)
+            StopAwaiter(std::move(token)), m_process(process), m_grace(grace)
         {
         }
-        ProcessAwaiter(const ProcessAwaiter&) = delete;
-        ProcessAwaiter& operator=(const ProcessAwaiter&) = delete;
         ~ProcessAwaiter()
         {
-            m_stop.reset(); // first: waits for a callback running in another thread
-            if (m_state)
-                m_state->detach();
             QObject::disconnect(m_stateChanged);
             QObject::disconnect(m_destroyed);
         }
@@ -367,8 +379,7 @@ namespace detail {
         void await_suspend(std::coroutine_handle<> handle)
         {
             m_started = m_process->state() == QProcess::Running;
-            m_state = std::make_shared<StopWaitState>();
-            m_state->arm(handle);
+            arm(handle);
             m_stateChanged
                 = QObject::connect(m_process, &QProcess::stateChanged, m_process, [this](QProcess::ProcessState state) {
                       if (state == QProcess::Running)
@@ -378,27 +389,17 @@ namespace detail {
                   });
             // Destroyed by the user meanwhile (~QProcess kills it and waits for it): it has ended.
             m_destroyed = QObject::connect(m_process, &QObject::destroyed, [this] { ended(); });
-            m_stop.emplace(m_token, StopProcess { m_state, [this] { stopInThread(); } });
+            listen(PostOnStop { m_state, [this] { stopInThread(); } }); // terminate() in its thread
         }
         //! True when the process ran and ended while awaited; false when it was not running.
         bool await_resume() const
         {
-            if (m_state ? m_state->outcome() == StopWaitState::Stopped : m_token.stop_requested())
+            if (stopped())
                 throw CancelledError();
             return m_state && m_started;
         }
 
     private:
-        struct StopProcess {
-            std::shared_ptr<StopWaitState> state;
-            std::function<void()> inThread;
-            void operator()() noexcept
-            {
-                if (state->decide(StopWaitState::Stopped))
-                    StopWaitState::post(state, inThread); // terminate() in the process's thread
-            }
-        };
-
         bool running() const { return m_process && m_process->state() != QProcess::NotRunning; }
         void ended()
         {
@@ -423,14 +424,11 @@ namespace detail {
         }
 
         QPointer<QProcess> m_process;
-        std::stop_token m_token;
         std::chrono::milliseconds m_grace;
         bool m_started = false;
-        std::shared_ptr<StopWaitState> m_state;
         QMetaObject::Connection m_stateChanged;
         QMetaObject::Connection m_destroyed;
         std::optional<QTimer> m_killTimer;
-        std::optional<std::stop_callback<StopProcess>> m_stop;
     };
 
     //! What cancellable(QProcess *) returns: movable; its awaiter is not.

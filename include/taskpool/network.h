@@ -28,16 +28,11 @@ namespace TaskPool {
 namespace detail {
 
     //! The awaiter of cancellable(QNetworkReply *).
-    class ReplyAwaiter {
+    class ReplyAwaiter : public StopAwaiter<PostOnStop> {
     public:
-        ReplyAwaiter(QNetworkReply* reply, std::stop_token token) : m_reply(reply), m_token(std::move(token)) { }
-        ReplyAwaiter(const ReplyAwaiter&) = delete;
-        ReplyAwaiter& operator=(const ReplyAwaiter&) = delete;
+        ReplyAwaiter(QNetworkReply* reply, std::stop_token token) : StopAwaiter(std::move(token)), m_reply(reply) { }
         ~ReplyAwaiter()
         {
-            m_stop.reset(); // first: waits for a callback running in another thread
-            if (m_state)
-                m_state->detach();
             QObject::disconnect(m_finished);
             QObject::disconnect(m_destroyed);
         }
@@ -45,15 +40,14 @@ namespace detail {
         bool await_ready() const noexcept { return m_token.stop_requested() || !running(); }
         void await_suspend(std::coroutine_handle<> handle)
         {
-            m_state = std::make_shared<StopWaitState>();
-            m_state->arm(handle);
+            arm(handle);
             m_finished = QObject::connect(m_reply, &QNetworkReply::finished, m_reply, [this] { ended(); });
             m_destroyed = QObject::connect(m_reply, &QObject::destroyed, [this] { ended(); });
-            m_stop.emplace(m_token, AbortReply { m_state, [this] { abortInThread(); } });
+            listen(PostOnStop { m_state, [this] { abortInThread(); } }); // abort() in its thread
         }
         QNetworkReply* await_resume()
         {
-            if (m_state ? m_state->outcome() == StopWaitState::Stopped : m_token.stop_requested()) {
+            if (stopped()) {
                 if (running())
                     m_reply->abort(); // stopped before the co_await: abort it here, at once
                 throw CancelledError();
@@ -62,16 +56,6 @@ namespace detail {
         }
 
     private:
-        struct AbortReply {
-            std::shared_ptr<StopWaitState> state;
-            std::function<void()> inThread;
-            void operator()() noexcept
-            {
-                if (state->decide(StopWaitState::Stopped))
-                    StopWaitState::post(state, inThread); // abort() in the reply's thread
-            }
-        };
-
         bool running() const { return m_reply && !m_reply->isFinished(); }
         void ended()
         {
@@ -87,11 +71,8 @@ namespace detail {
         }
 
         QPointer<QNetworkReply> m_reply;
-        std::stop_token m_token;
-        std::shared_ptr<StopWaitState> m_state;
         QMetaObject::Connection m_finished;
         QMetaObject::Connection m_destroyed;
-        std::optional<std::stop_callback<AbortReply>> m_stop;
     };
 
     //! What cancellable(QNetworkReply *) returns: movable; its awaiter is not.
