@@ -135,26 +135,29 @@ namespace detail {
         this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
     }
 
+    JobQueue& ExecutorCore::queueOf(int priority)
+    {
+        if (priority == 0)
+            return m_normal;
+        JobQueue& queue = m_byPriority[priority]; // O(log p) for p distinct priorities queued
+        queue.bucket = true;
+        return queue;
+    }
+
     void ExecutorCore::pushPrioritised(Job* job)
     {
-        JobQueue& queue = m_byPriority[job->priority]; // O(log p) for p distinct priorities queued
-        queue.bucket = true;
-        link(queue, job, nullptr);
+        link(queueOf(job->priority), job, nullptr);
         ++pending;
     }
 
     void ExecutorCore::pushInOrder(Job* job)
     {
         // Back where it was: before every job submitted after it (held jobs come back near the head).
-        JobQueue* queue = &m_normal;
-        if (job->priority != 0) {
-            queue = &m_byPriority[job->priority];
-            queue->bucket = true;
-        }
-        Job* before = queue->head;
+        JobQueue& queue = queueOf(job->priority);
+        Job* before = queue.head;
         while (before && before->id < job->id)
             before = before->next;
-        link(*queue, job, before);
+        link(queue, job, before);
         ++pending;
     }
 
@@ -922,7 +925,7 @@ void TaskPoolExecutor::setDefaultTimeoutMs(int ms)
 {
     if (ms < 0)
         throw std::invalid_argument("a timeout must not be negative (0: none)");
-    setDefaultTimeout(ms == 0 ? std::nullopt : std::optional(std::chrono::milliseconds(ms)));
+    setDefaultTimeout(std::chrono::milliseconds(ms)); // 0: none
 }
 
 bool TaskPoolExecutor::isPaused() const

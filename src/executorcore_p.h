@@ -199,6 +199,7 @@ private:
         link(m_normal, job, nullptr);
         ++pending;
     }
+    JobQueue& queueOf(int priority); // the queue of a priority, made when needed
     void pushPrioritised(Job* job);
     void pushInOrder(Job* job); // a held-back job back into its priority's queue
     void unlink(Job* job)
