@@ -103,6 +103,8 @@ private Q_SLOTS:
     void gatherSettledThrowingCopy();
     void mapSettledThrowingMoves();
     void mapUnorderedThrowingMoves();
+    void mapUnorderedSettledThrowingMoves();
+    void resultDestroyedInAnotherThread();
 
     // Extreme values.
     void priorityExtremesOrder();
@@ -118,6 +120,7 @@ private Q_SLOTS:
     void executorDestroyedWhilePendingBelowWaits();
     void executorDestroyedWhileMapUnorderedIterates();
     void generatorDestroyedInItsItemsStopCallback();
+    void executorDestroyedWhileBufferedMapUnorderedIterates();
 
     // Other threads.
     void whenIdleFromAnotherThreadThrows();
@@ -284,6 +287,55 @@ void tst_Adversarial5::mapUnorderedThrowingMoves()
         co_await idle;
         CO_COMPARE(Throwy::live, 0);
     }());
+}
+
+// Promise (mapUnorderedSettled): every item's outcome as an Indexed<Result<R>>, never throwing
+// for an item's failure: each item whose value cannot be moved is an error Result with its index.
+void tst_Adversarial5::mapUnorderedSettledThrowingMoves()
+{
+    run([]() -> QCoro::Task<void> {
+        TaskPool::TaskPoolExecutor pool(2);
+        {
+            Disarm disarm;
+            Throwy::armed = true;
+            qsizetype indexSum = 0;
+            int errors = 0;
+            bool escaped = false;
+            try {
+                QCORO_FOREACH(const auto& r, pool.mapUnorderedSettled(makeThrowy, QList<int> { 1, 2, 3 }))
+                {
+                    indexSum += r.index;
+                    if (!r.value.hasValue() && r.value.error())
+                        ++errors;
+                }
+            } catch (...) {
+                escaped = true;
+            }
+            Throwy::armed = false;
+            CO_VERIFY2(!escaped, "mapUnorderedSettled threw for items whose value could not be moved");
+            CO_COMPARE(errors, 3);
+            CO_COMPARE(indexSum, qsizetype(3));
+        }
+        auto idle = pool.whenIdle();
+        co_await idle;
+        CO_COMPARE(Throwy::live, 0);
+    }());
+}
+
+// Result holds its error as a std::exception_ptr: one made in the executor's thread may be
+// destroyed in another (a copy shared between both), with no race or leak.
+void tst_Adversarial5::resultDestroyedInAnotherThread()
+{
+    auto result = TaskPool::Result<QString>::fromError(std::make_exception_ptr(TaskPool::CancelledError()));
+    QVERIFY(result.isCancelled());
+    auto copy = result;
+    std::thread thread([moved = std::move(copy)]() mutable {
+        auto local = std::move(moved);
+        Q_UNUSED(local);
+    });
+    thread.join();
+    QVERIFY(result.isCancelled());
+    QVERIFY(result.error());
 }
 
 // Promise (SubmitOptions::priority): "Higher starts first". INT_MIN and INT_MAX mixed with the
@@ -547,6 +599,39 @@ void tst_Adversarial5::executorDestroyedWhileMapUnorderedIterates()
     QVERIFY2(nestedLoopUntil([&] { return done; }), "the mapUnordered iteration hung after its executor died");
     QVERIFY2(error.isEmpty(), qPrintable(error));
     QCOMPARE(count, 3);
+}
+
+// Promise (map, "the executor gone"): with a buffer of 1 only the first item is submitted; once the
+// executor is destroyed no more are submitted and the generator ends after that one, without
+// throwing and without hanging.
+void tst_Adversarial5::executorDestroyedWhileBufferedMapUnorderedIterates()
+{
+    Gate gate;
+    auto* pool = new TaskPool::TaskPoolExecutor(2);
+    bool done = false;
+    int count = 0;
+    QString error;
+    auto consumer = [](TaskPool::TaskPoolExecutor* pool, Gate& gate, bool& done, int& count,
+                       QString& error) -> QCoro::Task<void> {
+        try {
+            auto gen = pool->mapUnordered({ .bufferSize = 1 }, gated, QList<Gate*> { &gate, &gate, &gate },
+                                          QList<int> { 1, 2, 3 });
+            QCORO_FOREACH(const auto& r, gen)
+            {
+                Q_UNUSED(r);
+                ++count;
+            }
+        } catch (const std::exception& e) {
+            error = QString::fromUtf8(e.what());
+        }
+        done = true;
+    }(pool, gate, done, count, error);
+    QVERIFY(nestedLoopUntil([&] { return pool->activeCount() == 1; }));
+    delete pool;
+    gate.open();
+    QVERIFY2(nestedLoopUntil([&] { return done; }), "the buffered mapUnordered iteration hung after its executor died");
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(count, 1);
 }
 
 // Promise (map: "destroying it before the end cancels them all"): a generator destroyed from the
