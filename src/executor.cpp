@@ -17,6 +17,18 @@ namespace detail {
 
         std::atomic<int> lastExecutorNumber { -1 };
 
+        //! Beyond a century a duration means "never" (and time_point arithmetic in nanoseconds
+        //! would overflow soon after).
+        constexpr std::chrono::milliseconds century = std::chrono::hours(24 * 365 * 100);
+
+        //! Arms \a timer for \a wait, at most QTimer's longest interval (an int of milliseconds):
+        //! a longer wait fires early, and its handler, which checks the clock, arms it again.
+        void arm(QTimer& timer, std::chrono::milliseconds wait)
+        {
+            timer.start(std::clamp(wait, std::chrono::milliseconds(0),
+                                   std::chrono::milliseconds(std::numeric_limits<int>::max())));
+        }
+
         int checkedMaxWorkers(int maxWorkers)
         {
             if (maxWorkers <= 0)
@@ -224,7 +236,7 @@ namespace detail {
             });
         }
         const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_starts.front() + rateWindow - now);
-        m_rateTimer->start(std::max(wait, std::chrono::milliseconds(1)));
+        detail::arm(*m_rateTimer, std::max(wait, std::chrono::milliseconds(1)));
         setRateLimited(true);
         return false;
     }
@@ -427,8 +439,7 @@ namespace detail {
                 control->stop.request_stop(); // cancelled before it started
         }
         auto timeout = control && control->timeout ? control->timeout : defaultTimeout;
-        // Beyond a century a timeout means none (and time_point arithmetic would overflow).
-        if (!timeout || *timeout > std::chrono::hours(24 * 365 * 100))
+        if (!timeout || *timeout > century) // none
             return;
         worker.deadline = m_deadlines.emplace(Clock::now() + *timeout, &worker);
         worker.timeout = *timeout;
@@ -439,7 +450,7 @@ namespace detail {
             QObject::connect(m_deadlineTimer.get(), &QTimer::timeout, [this] { timeOut(); });
         }
         if (*worker.deadline == m_deadlines.begin())
-            m_deadlineTimer->start(std::max(*timeout, std::chrono::milliseconds(0)));
+            detail::arm(*m_deadlineTimer, *timeout);
     }
 
     void ExecutorCore::watchCancel(Job* job)
@@ -510,7 +521,7 @@ namespace detail {
         }
         if (!m_deadlines.empty()) {
             const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_deadlines.begin()->first - now);
-            m_deadlineTimer->start(std::max(wait, std::chrono::milliseconds(0)));
+            detail::arm(*m_deadlineTimer, wait);
         }
     }
 
@@ -702,6 +713,7 @@ namespace detail {
             throw std::invalid_argument("the rate limit must not be negative (0: no limit)");
         if (starts > 0 && window <= std::chrono::milliseconds(0))
             throw std::invalid_argument("the rate window must be longer than 0 ms");
+        window = std::min(window, century); // longer: at most `starts` starts, ever
         const auto keep = shared_from_this(); // a slot may delete the executor
         const bool changed = starts != rateLimit || (starts > 0 && window != rateWindow);
         rateLimit = starts;

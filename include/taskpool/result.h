@@ -79,6 +79,17 @@ template <typename T> class Result {
 public:
     //! A successful outcome holding \a value.
     Result(T value) : m_outcome(std::in_place_index<0>, std::move(value)) { }
+    Result(const Result&) = default;
+    Result(Result&&) = default;
+    //! Copies \a other; when the value's copy throws, this holds that exception and it is rethrown
+    //! (never a Result with neither a value nor an error).
+    Result& operator=(const Result& other) requires std::is_copy_constructible_v<T> { return assign(other); }
+    //! Moves \a other in, as the copy does.
+    Result&
+    operator=(Result&& other) noexcept(std::is_nothrow_move_constructible_v<T>&& std::is_nothrow_move_assignable_v<T>)
+    {
+        return assign(std::move(other));
+    }
 
     //! A failed outcome: \a error is what the task threw. A CancelledError makes a cancelled
     //! outcome (isCancelled()).
@@ -124,6 +135,20 @@ private:
     Result(std::exception_ptr error, bool cancelled) :
         m_outcome(std::in_place_index<1>, std::move(error)), m_cancelled(cancelled)
     {
+    }
+    template <typename Other> Result& assign(Other&& other)
+    {
+        if (this == &other)
+            return *this;
+        try {
+            m_outcome = std::forward<Other>(other).m_outcome;
+            m_cancelled = other.m_cancelled;
+        } catch (...) {
+            m_outcome.template emplace<1>(std::current_exception()); // noexcept: an exception_ptr
+            m_cancelled = false;
+            throw;
+        }
+        return *this;
     }
     void check() const
     {
