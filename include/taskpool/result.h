@@ -79,7 +79,9 @@ template <typename T> class Result {
 public:
     //! A successful outcome holding \a value.
     Result(T value) : m_outcome(std::in_place_index<0>, std::move(value)) { }
+    //! A copy of \a other (a copyable T only).
     Result(const Result&) = default;
+    //! \a other moved in.
     Result(Result&&) = default;
     //! Copies \a other; when the value's copy throws, this holds that exception and it is rethrown
     //! (never a Result with neither a value nor an error).
