@@ -17,18 +17,6 @@ namespace detail {
 
         std::atomic<int> lastExecutorNumber { -1 };
 
-        //! Beyond a century a duration means "never" (and time_point arithmetic in nanoseconds
-        //! would overflow soon after).
-        constexpr std::chrono::milliseconds century = std::chrono::hours(24 * 365 * 100);
-
-        //! Arms \a timer for \a wait, at most QTimer's longest interval (an int of milliseconds):
-        //! a longer wait fires early, and its handler, which checks the clock, arms it again.
-        void arm(QTimer& timer, std::chrono::milliseconds wait)
-        {
-            timer.start(std::clamp(wait, std::chrono::milliseconds(0),
-                                   std::chrono::milliseconds(std::numeric_limits<int>::max())));
-        }
-
         int checkedMaxWorkers(int maxWorkers)
         {
             if (maxWorkers <= 0)
@@ -80,6 +68,13 @@ namespace detail {
             bool await_ready() const noexcept { return false; }
             bool await_suspend(std::coroutine_handle<> worker)
             {
+                if (job->isSettled() && !job->startReported) {
+                    // Cancelled before its start was reported (by a slot of the start's other
+                    // signals): it never runs.
+                    job->discard();
+                    running = false;
+                    return false;
+                }
                 // Restored, not cleared: a nested event loop inside this start may have started
                 // and finished other tasks meanwhile, and an outer start may be running.
                 const CurrentWorker outer = std::exchange(currentWorker, { &core, index });
@@ -112,6 +107,7 @@ namespace detail {
             void await_resume() const noexcept { }
         };
 
+        //! A worker, as cf-taskpool's `_worker`: take a job, run it, end it, until told to leave.
         Detached workerLoop(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker* worker)
         {
             co_await Yield {}; // never run a task inside submit() itself
@@ -123,7 +119,7 @@ namespace detail {
                         break;
                     continue; // woken for a job that was cancelled meanwhile
                 }
-                core->start(*worker, job);
+                core->flush(); // the start, reported: a slot may cancel the task, which then never runs
                 const bool resumedByTask = co_await RunJob { *core, worker->index, job };
                 core->end(*worker, job);
                 // The task's coroutine resumed this worker from wherever it ended: inside a
@@ -134,6 +130,7 @@ namespace detail {
             }
             qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);
             core->leave(worker);
+            core->flush();
         }
 
     } // namespace
@@ -142,167 +139,188 @@ namespace detail {
         q(q),
         thread(q->thread()),
         maxWorkers(checkedMaxWorkers(maxWorkers)),
-        defaultPrefix(QStringLiteral("TaskPoolExecutor-%1").arg(lastExecutorNumber.fetch_add(1) + 1))
+        defaultPrefix(QStringLiteral("TaskPoolExecutor-%1").arg(lastExecutorNumber.fetch_add(1) + 1)),
+        m_clock(systemClock()),
+        m_timeouts([this] {
+            const auto keep = shared_from_this(); // a slot may delete the executor
+            timeOut();
+            flush();
+        })
     {
         this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
     }
 
-    JobQueue& ExecutorCore::queueOf(int priority)
-    {
-        if (priority == 0)
-            return m_normal;
-        JobQueue& queue = m_byPriority[priority]; // O(log p) for p distinct priorities queued
-        queue.bucket = true;
-        return queue;
-    }
+    // ---- reporting --------------------------------------------------------------------------------
 
-    void ExecutorCore::pushPrioritised(Job* job)
+    void ExecutorCore::flushSlow()
     {
-        link(queueOf(job->priority), job, nullptr);
-        ++pending;
-    }
-
-    void ExecutorCore::pushInOrder(Job* job)
-    {
-        // Back where it was: before every job submitted after it (held jobs come back near the head).
-        JobQueue& queue = queueOf(job->priority);
-        Job* before = queue.head;
-        while (before && before->id < job->id)
-            before = before->next;
-        link(queue, job, before);
-        ++pending;
-    }
-
-    JobQueue* ExecutorCore::topQueue()
-    {
-        if (!m_byPriority.empty()) {
-            auto& [priority, queue] = *m_byPriority.begin();
-            if (priority > 0 || !m_normal.head)
-                return &queue;
-        }
-        return m_normal.head ? &m_normal : nullptr;
-    }
-
-    Job* ExecutorCore::nextStartableSlow()
-    {
-        while (JobQueue* queue = topQueue()) {
-            Job* job = queue->head;
-            if (!job->control || job->control->key.isEmpty())
-                return job;
-            const QString& key = job->control->key;
-            const auto it = m_keys.find(key); // no entry for a key with nothing running or held
-            if (it == m_keys.end() || it->second.running < keyLimit(key))
-                return job;
-            KeyState& state = it->second;
-            // Its key is saturated: set it aside, so that it holds back no other key's work.
-            unlink(job);
-            link(state.held, job, nullptr);
-            ++pending;
-        }
-        return nullptr;
-    }
-
-    void ExecutorCore::keyEnded(const QString& key)
-    {
-        const auto it = m_keys.find(key);
-        --it->second.running;
-        releaseHeld(key, it->second);
-        if (it->second.running == 0 && !it->second.held.head)
-            m_keys.erase(it);
-    }
-
-    void ExecutorCore::releaseHeld(const QString& key, KeyState& state)
-    {
-        for (int room = keyLimit(key) - state.running; room > 0 && state.held.head; --room) {
-            Job* job = state.held.head;
-            unlink(job);
-            pushInOrder(job);
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        struct Depth {
+            int& depth;
+            explicit Depth(int& depth) : depth(++depth) { }
+            ~Depth() { --depth; }
+        } depth(m_flushDepth);
+        // One report at a time, taken before it is emitted: a slot's own flush (or a nested event
+        // loop's) goes on with the next one, so every report is emitted once and in order.
+        for (;;) {
+            while (m_outHead < m_outbox.size()) {
+                const Report report = std::move(m_outbox[m_outHead++]);
+                if (m_outHead == m_outbox.size()) {
+                    m_outbox.clear();
+                    m_outHead = 0;
+                }
+                if (report.signal == Idle && m_flushDepth > 1)
+                    m_idleDue = true; // see below
+                else
+                    emitReport(report);
+            }
+            // idle() waits for the outermost flush: every slot of every report before it has
+            // returned (QML's TaskFutures settle in taskFinished's), even when one of them
+            // settled more work.
+            if (m_flushDepth > 1 || !std::exchange(m_idleDue, false))
+                return;
+            emitReport({ Idle });
         }
     }
 
-    bool ExecutorCore::rateAllows()
+    void ExecutorCore::emitReport(const Report& r)
     {
-        const auto now = Clock::now();
-        if (qsizetype(m_starts.size()) < rateLimit || now - m_starts.front() >= rateWindow)
-            return true;
-        // Held back until the oldest of the last rateLimit starts leaves the window.
-        if (!m_rateTimer) {
-            m_rateTimer = std::make_unique<QTimer>();
-            m_rateTimer->setSingleShot(true);
-            m_rateTimer->setTimerType(Qt::PreciseTimer);
-            QObject::connect(m_rateTimer.get(), &QTimer::timeout, [this] {
-                const auto keep = shared_from_this(); // a slot may delete the executor
-                dispatch();
-            });
-        }
-        const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_starts.front() + rateWindow - now);
-        detail::arm(*m_rateTimer, std::max(wait, std::chrono::milliseconds(1)));
-        setRateLimited(true);
-        return false;
-    }
-
-    void ExecutorCore::recordStart()
-    {
-        m_starts.push_back(Clock::now());
-        while (qsizetype(m_starts.size()) > rateLimit)
-            m_starts.pop_front();
-    }
-
-    void ExecutorCore::setRateLimited(bool limited)
-    {
-        if (rateLimited == limited)
+        if (!q)
+            return; // the executor is gone: nobody to tell
+        switch (r.signal) {
+        case PendingCountChanged:
+            return Q_EMIT q->pendingCountChanged(r.value);
+        case ActiveCountChanged:
+            return Q_EMIT q->activeCountChanged(r.value);
+        case TaskStarted:
+            if (r.job->isSettled())
+                return; // cancelled before it was told started: it never runs
+            r.job->startReported = true;
+            return Q_EMIT q->taskStarted(r.taskId, r.text);
+        case TaskFinished:
+            return Q_EMIT q->taskFinished(r.taskId);
+        case TaskFailed:
+            return Q_EMIT q->taskFailed(r.taskId, r.text);
+        case TaskCanceled:
+            Q_EMIT q->taskCancelled(r.taskId);
+            if (q) // a slot of the first spelling may delete the executor
+                Q_EMIT q->taskCanceled(r.taskId);
             return;
-        rateLimited = limited;
-        if (q)
-            Q_EMIT q->rateLimitedChanged(limited);
+        case Idle:
+            if (!m_busy) // unless a slot of an earlier report gave it work again
+                Q_EMIT q->idle();
+            return;
+        case WorkerCountChanged:
+            return Q_EMIT q->workerCountChanged(r.value);
+        case MaxWorkersChanged:
+            return Q_EMIT q->maxWorkersChanged(r.value);
+        case IsShutdownChanged:
+            return Q_EMIT q->isShutdownChanged(true);
+        case PausedChanged:
+            return Q_EMIT q->pausedChanged(r.value != 0);
+        case RateLimitChanged:
+            return Q_EMIT q->rateLimitChanged();
+        case RateLimitedChanged:
+            return Q_EMIT q->rateLimitedChanged(r.value != 0);
+        case MaxPerKeyChanged:
+            return Q_EMIT q->maxPerKeyChanged(r.value);
+        case SignalCount:
+            break;
+        }
     }
 
-    void ExecutorCore::dispatch()
+    void ExecutorCore::report(Job* job)
     {
-        for (qint64 spare = std::min<qint64>(pending, qint64(maxWorkers) - active);
-             spare > 0 && (!m_idle.empty() || workerCount < maxWorkers); --spare)
-            wakeOrSpawn();
-        if (rateLimited && (pending == 0 || paused))
-            setRateLimited(false);
+        if (job->reported || !job->isSettled())
+            return;
+        job->reported = true;
+        if (!(q && m_terminalListeners.load(std::memory_order_relaxed) > 0) && !log.isDebugEnabled())
+            return; // the common case: one load, not three
+        QString message;
+        switch (job->outcome(&message)) {
+        case Outcome::Succeeded:
+            post(TaskFinished, 0, job->id);
+            break;
+        case Outcome::Failed:
+            qCDebug(lcTaskPool) << "task" << job->id << "failed:" << message;
+            post(TaskFailed, 0, job->id, std::move(message));
+            break;
+        case Outcome::Cancelled:
+            post(TaskCanceled, 0, job->id);
+            break;
+        }
     }
+
+    int ExecutorCore::signalOf(const QMetaMethod& method)
+    {
+        static const QMetaMethod known[SignalCount] = {
+            QMetaMethod::fromSignal(&TaskPoolExecutor::pendingCountChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::activeCountChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskStarted),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskFinished),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::taskCanceled),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::workerCountChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::maxWorkersChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::isShutdownChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::pausedChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::rateLimitChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::rateLimitedChanged),
+            QMetaMethod::fromSignal(&TaskPoolExecutor::maxPerKeyChanged),
+        };
+        if (method == QMetaMethod::fromSignal(&TaskPoolExecutor::taskCancelled))
+            return TaskCanceled; // one count for both spellings
+        return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
+    }
+
+    void ExecutorCore::countListener(const QMetaMethod& method, int delta)
+    {
+        // An invalid method on disconnect means "all of them": keep the counts (emitting to nobody
+        // is only slower, never wrong).
+        if (const int signal = signalOf(method); signal < SignalCount) {
+            m_listeners[signal].fetch_add(delta, std::memory_order_relaxed);
+            if (signal == TaskFinished || signal == TaskFailed || signal == TaskCanceled)
+                m_terminalListeners.fetch_add(delta, std::memory_order_relaxed);
+        }
+    }
+
+    void ExecutorCore::notifyCountWaiters()
+    {
+        for (std::size_t i = 0; i < m_countWaiters.size();) {
+            CountWaiter* waiter = m_countWaiters[i];
+            if (!countsReached(*waiter)) {
+                ++i;
+                continue;
+            }
+            m_countWaiters.erase(m_countWaiters.begin() + qsizetype(i));
+            resumeLater(std::exchange(waiter->handle, {}));
+        }
+    }
+
+    // ---- submission -------------------------------------------------------------------------------
 
     void ExecutorCore::enqueue(Job* job)
     {
         job->ref(); // the executor's reference, until the job ends or is dropped
-        if (const auto keep = guard())
-            return enqueue(std::span(&job, 1));
-        accept(job); // the common case: nothing to emit, nobody to delete the executor
+        // Work handed over from other threads before this submit() was called goes first.
+        if (m_remotePending.load(std::memory_order_relaxed) > 0)
+            takeIncoming();
+        accept(job);
         wakeOrSpawn();
-    }
-
-    void ExecutorCore::enqueue(std::span<Job* const> jobs)
-    {
-        for (Job* job : jobs)
-            accept(job);
-        // Signals last, once every job is queued and has a worker: a slot may delete the executor
-        // (and this core with it), and one that throws leaves no job unserved.
-        const auto keep = guard();
-        for (std::size_t i = 0; i < jobs.size(); ++i)
-            wakeOrSpawn();
-        emitPendingCountChanged();
+        countsChanged();
+        flush();
     }
 
     void ExecutorCore::accept(Job* job)
     {
         job->core = this;
-        push(job);
+        job->phase = Phase::Queued;
+        m_queue.push(job);
+        ++pending;
         m_busy = true;
-    }
-
-    void ExecutorCore::cancelRemote(JobRef job)
-    {
-        std::lock_guard lock(m_incomingMutex);
-        m_remoteCancels.push_back(std::move(job));
-        if (std::exchange(m_incomingPosted, true))
-            return;
-        QMetaObject::invokeMethod(
-            QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->takeIncoming(); },
-            Qt::QueuedConnection);
+        if (job->control && !job->control->key.isEmpty())
+            ++m_keys[job->control->key].queued;
     }
 
     void ExecutorCore::enqueueRemote(Job* job)
@@ -312,6 +330,7 @@ namespace detail {
             throw ShutdownError();
         job->ref(); // handed over with the job
         m_incoming.push_back(job);
+        m_remotePending.fetch_add(1, std::memory_order_release); // pending from submit()'s return
         if (std::exchange(m_incomingPosted, true))
             return;
         QMetaObject::invokeMethod(
@@ -322,80 +341,157 @@ namespace detail {
     void ExecutorCore::takeIncoming()
     {
         std::vector<Job*> jobs;
-        std::vector<JobRef> cancels;
         {
             std::lock_guard lock(m_incomingMutex);
             jobs.swap(m_incoming);
-            cancels.swap(m_remoteCancels);
             m_incomingPosted = false;
         }
-        const auto keep = shared_from_this(); // a slot may delete the executor
-        enqueue(jobs); // the hand-over references become the executor's
-        for (const JobRef& job : cancels) {
-            if (job->core == this)
-                jobCancelled(job.get());
+        if (jobs.empty())
+            return;
+        for (Job* job : jobs) {
+            accept(job); // the hand-over reference becomes the executor's
+            wakeOrSpawn();
+        }
+        m_remotePending.fetch_sub(int(jobs.size()), std::memory_order_release);
+        countsChanged(); // the count is the same; its signal is due now
+        flush();
+    }
+
+    bool ExecutorCore::isWaiting(quint64 taskId)
+    {
+        bool found = false;
+        m_queue.forEach([&](Job* job) { found = found || job->id == taskId; });
+        for (const auto& [key, state] : m_keys) {
+            for (Job* job = state.held.head; job && !found; job = job->next)
+                found = job->id == taskId;
+        }
+        if (found)
+            return true;
+        std::lock_guard lock(m_incomingMutex);
+        return std::any_of(m_incoming.begin(), m_incoming.end(), [taskId](Job* job) { return job->id == taskId; });
+    }
+
+    // ---- queues and policies ----------------------------------------------------------------------
+
+    Job* ExecutorCore::nextStartableSlow(Job* job)
+    {
+        for (; job; job = m_queue.top()) {
+            if (!job->control || job->control->key.isEmpty())
+                return job;
+            const QString& key = job->control->key;
+            if (m_keyGate.room(key) > 0)
+                return job;
+            // Its key is full: held aside, so that it holds back no other key's work.
+            KeyState& state = m_keys[key];
+            m_queue.remove(job);
+            --state.queued;
+            state.held.link(job);
+            job->phase = Phase::Held;
+        }
+        return nullptr;
+    }
+
+    void ExecutorCore::dequeue(Job* job)
+    {
+        --pending;
+        if (job->phase == Phase::Held)
+            job->queue->unlink(job);
+        else
+            m_queue.remove(job);
+        if (!job->control || job->control->key.isEmpty())
+            return;
+        const QString& key = job->control->key;
+        const auto it = m_keys.find(key);
+        if (job->phase == Phase::Queued)
+            --it->second.queued;
+        if (it->second.queued == 0 && it->second.held.empty())
+            m_keys.erase(it);
+    }
+
+    void ExecutorCore::refill(const QString& key)
+    {
+        const auto it = m_keys.find(key);
+        if (it == m_keys.end())
+            return;
+        KeyState& state = it->second;
+        // Exactly as many back as may start: a job that leaves the queue without starting (a
+        // cancel, a drop) gives its place to the next one through dequeue() and refill() again.
+        while (!state.held.empty() && m_keyGate.room(key) > state.queued) {
+            Job* job = state.held.head;
+            state.held.unlink(job);
+            job->phase = Phase::Queued;
+            m_queue.pushInOrder(job);
+            ++state.queued;
         }
     }
 
-    void ExecutorCore::wakeOrSpawn()
+    void ExecutorCore::refillAll()
     {
-        if (!m_idle.empty()) {
-            Worker* worker = m_idle.back();
-            m_idle.pop_back();
-            resumeLater(std::exchange(worker->idleHandle, {}));
-        } else if (workerCount < maxWorkers) {
-            spawn();
-        }
+        for (auto& [key, state] : m_keys)
+            refill(key);
     }
 
-    void ExecutorCore::spawn()
+    bool ExecutorCore::admitRate()
     {
-        // The lowest free index: names stay <prefix>_0.._<n-1>, and memory follows the workers
-        // that exist, not maxWorkers (which may be INT_MAX).
-        std::size_t index = m_firstFree;
-        while (index < m_workers.size() && m_workers[index])
-            ++index;
-        if (index == m_workers.size())
-            m_workers.push_back(nullptr);
-        auto* worker = new Worker { int(index), {}, nullptr, std::nullopt, {} };
-        m_workers[index] = worker;
-        m_firstFree = index + 1;
-        ++workerCount;
-        workerLoop(shared_from_this(), worker); // it yields at once: nothing runs inside spawn()
-        if (listens(WorkerCountChanged))
-            Q_EMIT q->workerCountChanged(workerCount);
+        const auto admission = m_rate.tryAcquire(m_clock->now());
+        if (admission.granted)
+            return true;
+        if (!m_rateAlarm) {
+            m_rateAlarm = m_clock->makeAlarm([this] {
+                const auto keep = shared_from_this(); // a slot may delete the executor
+                dispatch();
+                flush();
+            });
+        }
+        m_rateAlarm->start(admission.retryAt);
+        return false;
     }
+
+    void ExecutorCore::updateRateLimited()
+    {
+        // Derived, never set by a transition: the window holds back a task that could start now.
+        const bool limited = m_rate.limit() > 0 && !paused && pending > 0 && active < maxWorkers
+            && m_rate.isFull(m_clock->now()) && nextStartable();
+        if (rateLimited == limited)
+            return;
+        rateLimited = limited;
+        post(RateLimitedChanged, limited);
+    }
+
+    // ---- a worker's life --------------------------------------------------------------------------
 
     Job* ExecutorCore::take(Worker& worker)
     {
-        // The bound is checked again after every signal: a slot may have lowered it.
         while (worker.index < maxWorkers && active < maxWorkers) {
             Job* job = nextStartable();
-            if (!job) {
-                if (rateLimited)
-                    setRateLimited(false); // what waits is held by its key, not by the rate
+            if (!job)
                 break;
-            }
             if (job->isCancelRequested() || job->isSettled()) {
-                unlink(job);
-                drop(job); // cancelled through a plain QFuture, or from another thread
-                emitPendingCountChanged();
+                dequeue(job); // cancelled through a plain QFuture copy: seen now
+                if (job->control && !job->control->key.isEmpty())
+                    refill(job->control->key);
+                drop(job);
+                countsChanged();
                 continue;
             }
-            if (throttled && (paused || (rateLimit > 0 && !rateAllows())))
+            if (paused || (m_rate.limit() > 0 && !admitRate()))
                 break;
-            unlink(job);
-            // The slot is the job's from here on: a slot connected below may lower the bound, but
-            // cannot revoke a start it has already seen counted.
+            // The whole start, before anything is reported: counted running, its key's place
+            // taken, its stop source and timeout armed. From here a cancel, a shutdown or a
+            // timeout treats it as running; a settled one is never run.
+            dequeue(job);
+            job->phase = Phase::Running;
             ++active;
             if (job->control && !job->control->key.isEmpty())
-                ++m_keys[job->control->key].running;
-            if (throttled && rateLimit > 0) {
-                recordStart();
-                if (rateLimited && (qsizetype(m_starts.size()) < rateLimit || pending == 0 || active >= maxWorkers))
-                    setRateLimited(false); // with every slot taken, maxWorkers holds the queue too
+                m_keyGate.acquire(job->control->key);
+            if (job->control || defaultTimeout)
+                arm(worker, job);
+            countsChanged();
+            if (listens(TaskStarted)) {
+                job->ref();
+                post(TaskStarted, 0, job->id, workerName(worker.index), JobRef(job));
             }
-            emitPendingCountChanged();
+            post(ActiveCountChanged, active);
             if (shutdown.load(std::memory_order_relaxed))
                 releaseIdleWorkers();
             return job;
@@ -415,18 +511,7 @@ namespace detail {
         worker.idleHandle = handle;
         m_idle.push_back(&worker);
         checkIdle();
-    }
-
-    void ExecutorCore::start(Worker& worker, Job* job)
-    {
-        if (job->control || defaultTimeout)
-            arm(worker, job); // before any signal: a slot may cancel the task already
-        // taskStarted first: a slot of either signal may cancel the task, whose taskCanceled must
-        // come after its taskStarted.
-        if (listens(TaskStarted))
-            Q_EMIT q->taskStarted(job->id, workerName(worker.index));
-        if (listens(ActiveCountChanged))
-            Q_EMIT q->activeCountChanged(active);
+        flush(); // the worker is suspended: a slot may wake it, or destroy it (shutdown)
     }
 
     void ExecutorCore::arm(Worker& worker, Job* job)
@@ -439,18 +524,10 @@ namespace detail {
                 control->stop.request_stop(); // cancelled before it started
         }
         auto timeout = control && control->timeout ? control->timeout : defaultTimeout;
-        if (!timeout || *timeout > century) // none
+        if (!timeout || *timeout > LocalRateWindow::century) // none
             return;
-        worker.deadline = m_deadlines.emplace(Clock::now() + *timeout, &worker);
+        worker.deadline = m_timeouts.add(*m_clock, m_clock->now() + *timeout, &worker);
         worker.timeout = *timeout;
-        if (!m_deadlineTimer) {
-            m_deadlineTimer = std::make_unique<QTimer>();
-            m_deadlineTimer->setSingleShot(true);
-            m_deadlineTimer->setTimerType(Qt::PreciseTimer);
-            QObject::connect(m_deadlineTimer.get(), &QTimer::timeout, [this] { timeOut(); });
-        }
-        if (*worker.deadline == m_deadlines.begin())
-            detail::arm(*m_deadlineTimer, *timeout);
     }
 
     void ExecutorCore::watchCancel(Job* job)
@@ -468,7 +545,7 @@ namespace detail {
     void ExecutorCore::disarm(Worker& worker)
     {
         if (worker.deadline) {
-            m_deadlines.erase(*worker.deadline); // the timer fires once for nothing, at worst
+            m_timeouts.remove(*worker.deadline);
             worker.deadline.reset();
         }
         worker.job = nullptr;
@@ -501,11 +578,9 @@ namespace detail {
 
     void ExecutorCore::timeOut()
     {
-        const auto keep = shared_from_this(); // a slot may delete the executor
-        auto now = Clock::now();
-        while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
-            Worker* worker = m_deadlines.begin()->second;
-            m_deadlines.erase(m_deadlines.begin());
+        auto now = m_clock->now();
+        while (const auto due = m_timeouts.takeDue(now)) {
+            Worker* worker = *due;
             worker->deadline.reset();
             Job* job = worker->job;
             if (job->isSettled())
@@ -517,38 +592,39 @@ namespace detail {
                 QStringLiteral("the task did not finish within %1 ms").arg(timeout.count()).toStdString())));
             report(job);
             requestStop(job); // the stop callbacks may end other tasks: the loop looks again
-            now = Clock::now();
+            now = m_clock->now();
         }
-        if (!m_deadlines.empty()) {
-            const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_deadlines.begin()->first - now);
-            detail::arm(*m_deadlineTimer, wait);
-        }
+        m_timeouts.rearm();
     }
 
     void ExecutorCore::end(Worker& worker, Job* job)
     {
         --active;
+        job->phase = Phase::Ended;
         if (worker.job) { // armed: the task has options, a token, or the default timeout
             disarm(worker);
             if (job->control) {
                 releaseControls(job);
-                if (!job->control->key.isEmpty())
-                    keyEnded(job->control->key);
+                if (const QString& key = job->control->key; !key.isEmpty()) {
+                    m_keyGate.release(key);
+                    refill(key);
+                }
             }
         }
         job->core = nullptr;
         report(job);
         job->deref();
-        if (listens(ActiveCountChanged))
-            Q_EMIT q->activeCountChanged(active);
+        post(ActiveCountChanged, active);
         // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
         if (hasQueued() && active < maxWorkers && !m_idle.empty())
             wakeOrSpawn();
         checkIdle();
+        flush();
     }
 
     void ExecutorCore::drop(Job* job)
     {
+        job->phase = Phase::Ended;
         releaseControls(job);
         job->discard();
         job->core = nullptr;
@@ -562,8 +638,7 @@ namespace detail {
         m_firstFree = std::min(m_firstFree, std::size_t(worker->index));
         delete worker;
         --workerCount;
-        if (listens(WorkerCountChanged))
-            Q_EMIT q->workerCountChanged(workerCount);
+        post(WorkerCountChanged, workerCount);
         if (hasQueued() && workerCount < maxWorkers) {
             spawn(); // a worker retired by setMaxWorkers() left work behind
         } else if (workerCount == 0) {
@@ -572,62 +647,113 @@ namespace detail {
         }
     }
 
+    void ExecutorCore::dispatch()
+    {
+        for (qint64 spare = std::min<qint64>(pending, qint64(maxWorkers) - active);
+             spare > 0 && (!m_idle.empty() || workerCount < maxWorkers); --spare)
+            wakeOrSpawn();
+    }
+
+    void ExecutorCore::wakeOrSpawn()
+    {
+        if (!m_idle.empty()) {
+            Worker* worker = m_idle.back();
+            m_idle.pop_back();
+            resumeLater(std::exchange(worker->idleHandle, {}));
+        } else if (workerCount < maxWorkers) {
+            spawn();
+        }
+    }
+
+    void ExecutorCore::spawn()
+    {
+        // The lowest free index: names stay <prefix>_0.._<n-1>, and memory follows the workers
+        // that exist, not maxWorkers (which may be INT_MAX).
+        std::size_t index = m_firstFree;
+        while (index < m_workers.size() && m_workers[index])
+            ++index;
+        if (index == m_workers.size())
+            m_workers.push_back(nullptr);
+        auto* worker = new Worker { int(index), {}, nullptr, std::nullopt, {} };
+        m_workers[index] = worker;
+        m_firstFree = index + 1;
+        ++workerCount;
+        workerLoop(shared_from_this(), worker); // it yields at once: nothing runs inside spawn()
+        post(WorkerCountChanged, workerCount);
+    }
+
+    void ExecutorCore::releaseIdleWorkers()
+    {
+        // Once shut down with nothing queued, idle workers have nothing left to do: end them here
+        // rather than through the event loop, which may not run again.
+        if (!shutdown.load(std::memory_order_relaxed) || hasQueued() || m_idle.empty())
+            return;
+        const auto self = shared_from_this(); // destroying idle workers may release the last owner
+        for (Worker* worker : std::exchange(m_idle, {})) {
+            auto handle = worker->idleHandle;
+            leave(worker);
+            handle.destroy();
+        }
+    }
+
+    // ---- transitions from outside -----------------------------------------------------------------
+
     void ExecutorCore::jobCancelled(Job* job)
     {
         const auto keep = shared_from_this(); // a slot may delete the executor
-        if (job->queue) {
-            unlink(job);
+        switch (job->phase) {
+        case Phase::Queued:
+        case Phase::Held:
+            dequeue(job);
+            if (const QString key = job->control ? job->control->key : QString(); !key.isEmpty())
+                refill(key);
             drop(job);
-            emitPendingCountChanged();
+            countsChanged();
             checkIdle();
             releaseIdleWorkers();
-        } else {
-            report(job); // running: its slot stays taken until its coroutine ends
+            break;
+        case Phase::Running:
+            report(job); // its slot stays taken until its coroutine ends
             requestStop(job);
+            break;
+        case Phase::Submitted:
+        case Phase::Ended:
+            break;
         }
+        flush();
     }
 
-    void ExecutorCore::report(Job* job)
+    int ExecutorCore::dropQueued()
     {
-        if (job->reported || !job->isSettled())
-            return;
-        job->reported = true;
-        if (!(q && m_terminalListeners.load(std::memory_order_relaxed) > 0) && !log.isDebugEnabled())
-            return; // the common case: one load, not three
-        QString message;
-        // idle() waits for the end of the outermost report: its slots (QML's TaskFutures among
-        // them) see every task's terminal signal first, even when a slot settles more work.
-        ++m_reporting;
-        switch (job->outcome(&message)) {
-        case Outcome::Succeeded:
-            if (listens(TaskFinished))
-                Q_EMIT q->taskFinished(job->id);
-            break;
-        case Outcome::Failed:
-            qCDebug(lcTaskPool) << "task" << job->id << "failed:" << message;
-            if (listens(TaskFailed))
-                Q_EMIT q->taskFailed(job->id, message);
-            break;
-        case Outcome::Cancelled:
-            if (listens(TaskCanceled)) // either spelling; a slot of the first may delete the executor
-                Q_EMIT q->taskCancelled(job->id);
-            if (listens(TaskCanceled))
-                Q_EMIT q->taskCanceled(job->id);
-            break;
+        if (!hasQueued())
+            return 0;
+        // A snapshot: every queued and held job leaves the queues before any is settled (settling
+        // runs continuations) or reported. What a slot submits afterwards stays queued.
+        std::vector<Job*> jobs;
+        jobs.reserve(std::size_t(pending));
+        m_queue.forEach([&](Job* job) { jobs.push_back(job); });
+        for (const auto& [key, state] : m_keys) {
+            for (Job* job = state.held.head; job; job = job->next)
+                jobs.push_back(job);
         }
-        if (--m_reporting == 0 && std::exchange(m_idleDue, false))
-            checkIdle();
+        for (Job* job : jobs)
+            dequeue(job);
+        for (Job* job : jobs)
+            drop(job);
+        countsChanged();
+        checkIdle();
+        return int(jobs.size());
     }
 
-    void ExecutorCore::becomeIdle()
+    int ExecutorCore::clear()
     {
-        if (m_reporting > 0) {
-            m_idleDue = true; // see report()
-            return;
-        }
-        m_busy = false;
-        if (listens(Idle))
-            Q_EMIT q->idle();
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        if (m_remotePending.load(std::memory_order_relaxed) > 0)
+            takeIncoming(); // submitted before clear() was called: cleared too
+        const int cleared = dropQueued();
+        releaseIdleWorkers();
+        flush();
+        return cleared;
     }
 
     void ExecutorCore::beginShutdown(bool cancelFutures)
@@ -639,13 +765,21 @@ namespace detail {
             std::lock_guard lock(m_incomingMutex);
             first = !shutdown.exchange(true);
             jobs.swap(m_incoming);
+            m_incomingPosted = false;
         }
-        enqueue(jobs);
-        if (first && q)
-            Q_EMIT q->isShutdownChanged(true);
+        for (Job* job : jobs) {
+            accept(job);
+            wakeOrSpawn();
+        }
+        m_remotePending.fetch_sub(int(jobs.size()), std::memory_order_release);
+        if (!jobs.empty())
+            countsChanged();
+        if (first)
+            post(IsShutdownChanged, 1);
         if (cancelFutures) {
-            dropAllQueued();
-            // Running tasks are asked to stop; how they end (cancelled, or with a result) is theirs.
+            dropQueued();
+            // Running tasks (those being started among them) are asked to stop; how they end
+            // (cancelled, or with a result) is theirs.
             std::vector<JobRef> running;
             for (Worker* worker : m_workers) {
                 if (worker && worker->job) {
@@ -657,39 +791,7 @@ namespace detail {
                 requestStop(job.get());
         }
         releaseIdleWorkers();
-    }
-
-    void ExecutorCore::dropAllQueued()
-    {
-        if (!hasQueued())
-            return;
-        const auto keep = shared_from_this(); // a slot may delete the executor
-        // One at a time, as a slot of each signal may look at the queue (or clear it itself).
-        while (Job* job = nextStartable()) {
-            unlink(job);
-            drop(job);
-        }
-        for (auto it = m_keys.begin(); it != m_keys.end();) {
-            if (Job* job = it->second.held.head) {
-                unlink(job);
-                drop(job); // a slot may change m_keys: start over
-                it = m_keys.begin();
-            } else {
-                ++it;
-            }
-        }
-        emitPendingCountChanged();
-        setRateLimited(false);
-        checkIdle();
-    }
-
-    int ExecutorCore::clear()
-    {
-        const auto keep = shared_from_this(); // a slot may delete the executor
-        const int cleared = pending;
-        dropAllQueued();
-        releaseIdleWorkers();
-        return cleared;
+        flush();
     }
 
     void ExecutorCore::setPaused(bool value)
@@ -698,121 +800,46 @@ namespace detail {
             return;
         const auto keep = shared_from_this(); // a slot may delete the executor
         paused = value;
-        throttled = paused || rateLimit > 0;
-        if (q)
-            Q_EMIT q->pausedChanged(paused);
+        post(PausedChanged, paused);
         if (!paused)
             dispatch();
-        else
-            setRateLimited(false); // the queue waits for resume() now
+        flush();
     }
 
     void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
     {
-        if (starts < 0)
-            throw std::invalid_argument("the rate limit must not be negative (0: no limit)");
-        if (starts > 0 && window <= std::chrono::milliseconds(0))
-            throw std::invalid_argument("the rate window must be longer than 0 ms");
-        window = std::min(window, century); // longer: at most `starts` starts, ever
+        const int oldLimit = m_rate.limit();
+        const auto oldWindow = m_rate.window();
+        m_rate.setLimit(starts, window); // throws for bad values, changing nothing
+        if (m_rate.limit() == oldLimit && (starts == 0 || m_rate.window() == oldWindow))
+            return; // the same limit: nothing to tell, nothing to wake
         const auto keep = shared_from_this(); // a slot may delete the executor
-        const bool changed = starts != rateLimit || (starts > 0 && window != rateWindow);
-        rateLimit = starts;
-        throttled = paused || rateLimit > 0;
-        if (starts > 0)
-            rateWindow = window;
-        while (qsizetype(m_starts.size()) > rateLimit)
-            m_starts.pop_front();
-        if (m_rateTimer)
-            m_rateTimer->stop();
-        if (changed && q)
-            Q_EMIT q->rateLimitChanged();
-        setRateLimited(false); // the next start attempt tells again
+        if (m_rateAlarm)
+            m_rateAlarm->stop();
+        post(RateLimitChanged);
         dispatch();
+        flush();
     }
 
     void ExecutorCore::setKeyLimit(const QString& key, int limit)
     {
-        if (limit <= 0)
-            throw std::invalid_argument("a key limit must be greater than 0");
+        m_keyGate.setLimit(key, limit);
         const auto keep = shared_from_this(); // a slot may delete the executor
-        m_keyLimits.insert(key, limit);
-        if (const auto it = m_keys.find(key); it != m_keys.end())
-            releaseHeld(key, it->second);
+        refill(key);
         dispatch();
+        flush();
     }
 
     void ExecutorCore::setMaxPerKey(int limit)
     {
-        if (limit <= 0)
-            throw std::invalid_argument("maxPerKey must be greater than 0");
-        if (limit == maxPerKey)
-            return;
+        if (limit == m_keyGate.defaultLimit())
+            return m_keyGate.setDefaultLimit(limit); // checked all the same
+        m_keyGate.setDefaultLimit(limit);
         const auto keep = shared_from_this(); // a slot may delete the executor
-        maxPerKey = limit;
-        for (auto& [key, state] : m_keys)
-            releaseHeld(key, state);
-        if (q)
-            Q_EMIT q->maxPerKeyChanged(limit);
+        refillAll();
+        post(MaxPerKeyChanged, limit);
         dispatch();
-    }
-
-    void ExecutorCore::notifyCountWaiters()
-    {
-        if (m_countWaiters.empty())
-            return;
-        for (std::size_t i = 0; i < m_countWaiters.size();) {
-            CountWaiter* waiter = m_countWaiters[i];
-            if (!countsReached(*waiter)) {
-                ++i;
-                continue;
-            }
-            m_countWaiters.erase(m_countWaiters.begin() + qsizetype(i));
-            resumeLater(std::exchange(waiter->handle, {}));
-        }
-    }
-
-    void ExecutorCore::releaseIdleWorkers()
-    {
-        // Once shut down with nothing queued, idle workers have nothing left to do: end them here
-        // rather than through the event loop, which may not run again. Also when the queue drains
-        // after the shutdown: workers that were parked while work was still queued (only some of
-        // them are woken per job) would otherwise never leave, and shutdown(wait) never return.
-        if (!shutdown.load(std::memory_order_relaxed) || hasQueued() || m_idle.empty())
-            return;
-        const auto self = shared_from_this(); // destroying idle workers may release the last owner
-        for (Worker* worker : std::exchange(m_idle, {})) {
-            auto handle = worker->idleHandle;
-            leave(worker);
-            handle.destroy();
-        }
-    }
-
-    int ExecutorCore::signalOf(const QMetaMethod& method)
-    {
-        static const QMetaMethod known[SignalCount] = {
-            QMetaMethod::fromSignal(&TaskPoolExecutor::pendingCountChanged),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::activeCountChanged),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::taskStarted),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::taskFinished),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::taskCanceled),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
-            QMetaMethod::fromSignal(&TaskPoolExecutor::workerCountChanged),
-        };
-        if (method == QMetaMethod::fromSignal(&TaskPoolExecutor::taskCancelled))
-            return TaskCanceled; // one count for both spellings
-        return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
-    }
-
-    void ExecutorCore::countListener(const QMetaMethod& method, int delta)
-    {
-        // An invalid method on disconnect means "all of them": keep the counts (emitting to nobody
-        // is only slower, never wrong).
-        if (const int signal = signalOf(method); signal < SignalCount) {
-            m_listeners[signal].fetch_add(delta, std::memory_order_relaxed);
-            if (signal == TaskFinished || signal == TaskFailed || signal == TaskCanceled)
-                m_terminalListeners.fetch_add(delta, std::memory_order_relaxed);
-        }
+        flush();
     }
 
     void ExecutorCore::setMaxWorkers(int value)
@@ -822,8 +849,7 @@ namespace detail {
             return;
         const auto keep = shared_from_this(); // a slot may delete the executor
         maxWorkers = value;
-        // Idle workers beyond the new bound leave now; busy ones once their task ends. They are
-        // taken out of m_idle first: leave() emits, and its slot may change m_idle.
+        // Idle workers beyond the new bound leave now; busy ones once their task ends.
         const auto beyond = std::partition(m_idle.begin(), m_idle.end(),
                                            [this](Worker* worker) { return worker->index < maxWorkers; });
         const std::vector<Worker*> leaving(beyond, m_idle.end());
@@ -836,8 +862,20 @@ namespace detail {
         // A raised bound serves queued work at once: wake parked workers (they parked at the old
         // bound with work queued), then spawn.
         dispatch();
-        if (q)
-            Q_EMIT q->maxWorkersChanged(maxWorkers);
+        post(MaxWorkersChanged, maxWorkers);
+        flush();
+    }
+
+    void ExecutorCore::setClock(std::shared_ptr<Clock> clock)
+    {
+        if (!clock)
+            throw std::invalid_argument("setClock(): the clock must not be null");
+        if (active > 0 || pendingCount() > 0)
+            throw std::logic_error("setClock(): the executor must have no queued or running task");
+        m_clock = std::move(clock);
+        m_rateAlarm.reset();
+        m_timeouts.resetAlarm();
+        m_rate.forget(); // starts of another clock mean nothing on this one
     }
 
 } // namespace detail
@@ -888,7 +926,7 @@ int TaskPoolExecutor::activeCount() const
 
 int TaskPoolExecutor::pendingCount() const
 {
-    return d->pending;
+    return d->pendingCount();
 }
 
 int TaskPoolExecutor::workerCount() const
@@ -962,17 +1000,17 @@ void TaskPoolExecutor::setPaused(bool paused)
 
 int TaskPoolExecutor::rateLimit() const
 {
-    return d->rateLimit;
+    return d->rateLimit();
 }
 
 std::chrono::milliseconds TaskPoolExecutor::rateWindow() const
 {
-    return d->rateWindow;
+    return d->rateWindow();
 }
 
 int TaskPoolExecutor::rateWindowMs() const
 {
-    return int(std::min<qint64>(d->rateWindow.count(), std::numeric_limits<int>::max()));
+    return int(std::min<qint64>(d->rateWindow().count(), std::numeric_limits<int>::max()));
 }
 
 void TaskPoolExecutor::setRateLimit(int starts, std::chrono::milliseconds window)
@@ -987,7 +1025,7 @@ bool TaskPoolExecutor::isRateLimited() const
 
 int TaskPoolExecutor::maxPerKey() const
 {
-    return d->maxPerKey;
+    return d->maxPerKey();
 }
 
 void TaskPoolExecutor::setMaxPerKey(int limit)
@@ -1008,6 +1046,11 @@ void TaskPoolExecutor::setKeyLimit(const QString& key, int limit)
 int TaskPoolExecutor::clear()
 {
     return d->clear();
+}
+
+void TaskPoolExecutor::setClock(std::shared_ptr<Clock> clock)
+{
+    d->setClock(std::move(clock));
 }
 
 namespace {
@@ -1089,7 +1132,6 @@ void TaskPoolExecutor::configure(detail::Job* job, const SubmitOptions* options,
         return;
     auto* control = new detail::JobControl;
     job->control = control;
-    control->owner = d;
     control->takesStop = takesStop;
     if (!options)
         return;

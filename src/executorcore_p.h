@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include "deadlines_p.h"
+#include "keygate_p.h"
+#include "ratewindow_p.h"
+#include "taskqueue_p.h"
+
+#include <taskpool/clock.h>
 #include <taskpool/taskpool.h>
 
-#include <QHash>
 #include <QLoggingCategory>
 #include <QThread>
-#include <QTimer>
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -36,8 +38,7 @@ namespace TaskPool::detail {
 //! What a job needs beyond the common case: made before the job is published, only for a task that
 //! takes a stop token or was given SubmitOptions, and deleted with the job.
 struct JobControl {
-    // Set before publication, read-only afterwards (a cancel from another thread reads `owner`).
-    std::weak_ptr<ExecutorCore> owner; // where a cancel from another thread is handed over
+    // Set before publication, read-only afterwards.
     std::optional<std::chrono::milliseconds> timeout;
     QString key;
     bool takesStop = false;
@@ -47,61 +48,69 @@ struct JobControl {
     std::unique_ptr<QObject> watcher; // a plain QFuture cancel stops the token too
 };
 
-//! Queued jobs in submission order: one per priority, and one per saturated key.
-struct JobQueue {
-    Job* head = nullptr;
-    Job* tail = nullptr;
-    bool bucket = false; // a priority's queue, erased once empty (the priority-0 one is kept)
-};
-
-//! The executor's state. It outlives the TaskPoolExecutor object while work remains (every worker
-//! coroutine holds it), which is how destroying the executor lets queued and running work finish.
-//! Everything but `incoming`, `shutdown` and `thread` belongs to the executor's thread.
+//! The executor's state, and the life of its tasks (docs/task-life.md).
+/*!
+ * Every change of state is made whole first and reported after: a transition only posts its
+ * signals to an outbox, which flush() empties in order once the state is consistent. A slot may
+ * then do anything (submit, cancel, clear, change a limit, shut down, delete the executor, run a
+ * nested event loop): it acts on a whole state, and what it posts is emitted after what was
+ * posted before it. The scheduling policies (PriorityQueue, KeyGate, RateLimiter, Deadlines) know
+ * nothing of signals; this class orchestrates them.
+ *
+ * The core outlives the TaskPoolExecutor object while work remains (every worker coroutine holds
+ * it), which is how destroying the executor lets queued and running work finish. Everything but
+ * the hand-over members (`m_incoming...`, `shutdown`, `thread`) belongs to the executor's thread.
+ */
 class ExecutorCore : public std::enable_shared_from_this<ExecutorCore> {
 public:
-    using Clock = std::chrono::steady_clock;
     struct Worker;
-    using Deadlines = std::multimap<Clock::time_point, Worker*>;
+    using TimeoutSet = Deadlines<Worker*>;
     struct Worker {
         int index;
         std::coroutine_handle<> idleHandle; // set while suspended waiting for work
         Job* job = nullptr; // the running task, when it was armed (it has a control or a timeout)
-        std::optional<Deadlines::iterator> deadline; // its timeout, while armed
+        std::optional<TimeoutSet::Entry> deadline; // its timeout, while armed
         std::chrono::milliseconds timeout {}; // the armed timeout, for the TimeoutError's message
     };
 
     ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
 
-    // Submission.
-    void enqueue(Job* job); // executor thread
-    void enqueue(std::span<Job* const> jobs); // executor thread; adopts a reference to each
-    void enqueueRemote(Job* job); // any other thread
-    void cancelRemote(JobRef job); // any other thread: hands a cancel over to this one
+    // Submission (the executor's thread, but for enqueueRemote()).
+    void enqueue(Job* job);
+    void enqueueRemote(Job* job);
     void takeIncoming();
+    int pendingCount() const { return pending + m_remotePending.load(std::memory_order_acquire); }
 
-    // Worker life.
+    // A worker's life: take a job (counted running before anything is reported), run it, end it.
     Job* take(Worker& worker);
     bool shouldLeave(const Worker& worker) const;
-    void start(Worker& worker, Job* job);
-    void end(Worker& worker, Job* job);
-    void watchCancel(Job* job); // a plain QFuture cancel of a running token-taking task stops it
-    void leave(Worker* worker);
     void park(Worker& worker, std::coroutine_handle<> handle);
+    void watchCancel(Job* job); // a plain QFuture cancel of a running token-taking task stops it
+    void end(Worker& worker, Job* job);
+    void leave(Worker* worker);
 
-    void jobCancelled(Job* job);
+    // Transitions from outside.
+    void jobCancelled(Job* job); // its future settled cancelled, in this thread
     void beginShutdown(bool cancelFutures);
-    void setMaxWorkers(int maxWorkers);
-    bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
-    bool hasQueued() const { return pending > 0; }
-
-    // Scheduling controls.
     int clear();
+    void setMaxWorkers(int maxWorkers);
     void setPaused(bool paused);
     void setRateLimit(int starts, std::chrono::milliseconds window);
     void setKeyLimit(const QString& key, int limit);
     void setMaxPerKey(int limit);
-    int keyLimit(const QString& key) const { return m_keyLimits.value(key, maxPerKey); }
+    void setClock(std::shared_ptr<Clock> clock);
     static void releaseControls(Job* job); // the context connection and the watcher
+
+    bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
+    bool hasQueued() const { return pending > 0; }
+    int keyLimit(const QString& key) const { return m_keyGate.limit(key); }
+    int maxPerKey() const { return m_keyGate.defaultLimit(); }
+    int rateLimit() const { return m_rate.limit(); }
+    std::chrono::milliseconds rateWindow() const { return m_rate.window(); }
+    QString workerName(int index) const { return prefix + u'_' + QString::number(index); }
+    //! For the QML module: whether task \a taskId still waits to start (submitted or queued).
+    bool isWaiting(quint64 taskId);
+    static ExecutorCore* of(TaskPoolExecutor* executor) { return executor->d.get(); }
 
     //! A coroutine waiting for the counts to drop (pendingBelow(), whenIdle()).
     struct CountWaiter {
@@ -110,50 +119,41 @@ public:
     };
     bool countsReached(const CountWaiter& waiter) const
     {
-        return waiter.pendingBelow > 0 ? pending < waiter.pendingBelow : pending == 0 && active == 0;
+        return waiter.pendingBelow > 0 ? pendingCount() < waiter.pendingBelow : pendingCount() == 0 && active == 0;
     }
     void addCountWaiter(CountWaiter* waiter) { m_countWaiters.push_back(waiter); }
     void removeCountWaiter(CountWaiter* waiter) { std::erase(m_countWaiters, waiter); }
-    //! Keeps the core alive across enqueue()'s signals, whose slots may delete the executor (and
-    //! with it the last owner of the core); free when nobody listens to them.
-    std::shared_ptr<ExecutorCore> guard()
-    {
-        return listens(PendingCountChanged) || listens(WorkerCountChanged) ? shared_from_this() : nullptr;
-    }
-    QString workerName(int index) const { return prefix + u'_' + QString::number(index); }
 
-    //! The signals emitted per task; emitting one nobody listens to still costs a call into
-    //! QMetaObject::activate, so the executor counts listeners (connectNotify) and skips those.
-    enum Signal {
+    //! The executor's signals. Emitting one nobody listens to still costs a call into
+    //! QMetaObject::activate, so the executor counts listeners (connectNotify) and posts nothing for
+    //! a signal without any.
+    enum Signal : quint8 {
         PendingCountChanged,
         ActiveCountChanged,
         TaskStarted,
         TaskFinished,
         TaskFailed,
-        TaskCanceled,
+        TaskCanceled, // both spellings
         Idle,
         WorkerCountChanged,
+        MaxWorkersChanged,
+        IsShutdownChanged,
+        PausedChanged,
+        RateLimitChanged,
+        RateLimitedChanged,
+        MaxPerKeyChanged,
         SignalCount
     };
     static int signalOf(const QMetaMethod& method);
     bool listens(Signal signal) const { return q && m_listeners[signal].load(std::memory_order_relaxed) > 0; }
     void countListener(const QMetaMethod& method, int delta);
-
-    //! For the QML module: the core of \a executor, and whether its task \a taskId still waits to
-    //! start (queued, or submitted from another thread and not taken yet). Executor thread; the
-    //! newest tasks are looked at first, so a task just submitted is found at once.
-    static ExecutorCore* of(TaskPoolExecutor* executor) { return executor->d.get(); }
-    bool isWaiting(quint64 taskId)
+    //! Emits what was posted, in order; re-entrant (a slot's own transitions flush too).
+    void flush()
     {
-        bool found = false;
-        forEachQueue([&](JobQueue& queue) {
-            for (Job* job = queue.tail; job && !found; job = job->prev)
-                found = job->id == taskId;
-        });
-        if (found)
-            return true;
-        std::lock_guard lock(m_incomingMutex);
-        return std::any_of(m_incoming.begin(), m_incoming.end(), [taskId](Job* job) { return job->id == taskId; });
+        if (rateLimited || m_rate.limit() > 0)
+            updateRateLimited();
+        if (m_outHead < m_outbox.size() || m_idleDue)
+            flushSlow();
     }
 
     TaskPoolExecutor* q; // null once the executor object is gone: no more signals
@@ -162,129 +162,103 @@ public:
     int maxWorkers;
     QString prefix;
     const QString defaultPrefix;
-    int pending = 0;
-    int active = 0;
+    int pending = 0; // queued and held
+    int active = 0; // taken by a worker and not ended
     int workerCount = 0;
     std::atomic<bool> shutdown { false };
     std::vector<std::coroutine_handle<>> shutdownWaiters;
     std::optional<std::chrono::milliseconds> defaultTimeout;
     bool paused = false;
-    bool throttled = false; // paused or rate-limited: take() looks at either only then
-    int rateLimit = 0;
-    std::chrono::milliseconds rateWindow { 1000 };
     bool rateLimited = false;
-    int maxPerKey = std::numeric_limits<int>::max();
 
 private:
+    //! One signal to emit, with its arguments as they were when it was posted.
+    struct Report {
+        Signal signal;
+        int value = 0;
+        quint64 taskId = 0;
+        QString text {};
+        JobRef job {}; // the task whose start is reported
+    };
     struct KeyState {
-        int running = 0;
-        JobQueue held; // queued tasks of the key, held back while it is saturated
+        JobQueue held; // queued tasks of the key held back while it is full, in the order met
+        int queued = 0; // tasks of the key in the priority queue
     };
 
-    void accept(Job* job); // queued, owned by this executor
-    // The queue operations every task goes through are inline, with the common case (priority 0,
-    // no key) first: what a task that uses no scheduling control pays for them is a few compares.
-    void link(JobQueue& queue, Job* job, Job* before)
+    void post(Signal signal, int value = 0, quint64 taskId = 0, QString text = {}, JobRef job = {})
     {
-        job->queue = &queue;
-        job->next = before;
-        job->prev = before ? before->prev : queue.tail;
-        (job->prev ? job->prev->next : queue.head) = job;
-        (before ? before->prev : queue.tail) = job;
+        if (listens(signal))
+            m_outbox.push_back({ signal, value, taskId, std::move(text), std::move(job) });
     }
-    void push(Job* job)
-    {
-        if (job->priority != 0)
-            return pushPrioritised(job);
-        link(m_normal, job, nullptr);
-        ++pending;
-    }
-    JobQueue& queueOf(int priority); // the queue of a priority, made when needed
-    void pushPrioritised(Job* job);
-    void pushInOrder(Job* job); // a held-back job back into its priority's queue
-    void unlink(Job* job)
-    {
-        JobQueue& queue = *job->queue;
-        (job->prev ? job->prev->next : queue.head) = job->next;
-        (job->next ? job->next->prev : queue.tail) = job->prev;
-        job->prev = job->next = nullptr;
-        job->queue = nullptr;
-        --pending;
-        if (queue.bucket && !queue.head)
-            m_byPriority.erase(job->priority);
-    }
-    //! The first queued job that may start, still queued; moves jobs of saturated keys aside.
+    void flushSlow();
+    void emitReport(const Report& report);
+
+    void accept(Job* job);
+    //! The first queued job that may start (its key has room); holds back jobs of full keys.
     Job* nextStartable()
     {
-        Job* job = m_normal.head;
-        if (m_byPriority.empty() && (!job || !job->control || job->control->key.isEmpty()))
+        Job* job = m_queue.top();
+        if (!job || !job->control || job->control->key.isEmpty())
             return job;
-        return nextStartableSlow();
+        return nextStartableSlow(job);
     }
-    Job* nextStartableSlow();
-    JobQueue* topQueue();
-    bool rateAllows();
-    void recordStart();
-    void setRateLimited(bool limited);
-    void dispatch(); // wakes as many workers as queued work may use
-    void keyEnded(const QString& key);
-    void releaseHeld(const QString& key, KeyState& state);
-    void arm(Worker& worker, Job* job); // timeout, watcher
+    Job* nextStartableSlow(Job* job);
+    //! Takes a queued or held job out of the queues; its key gets back a candidate.
+    void dequeue(Job* job);
+    void refill(const QString& key); // moves held jobs back while the key has room for them
+    void refillAll();
+    void arm(Worker& worker, Job* job); // stop source, timeout
     void disarm(Worker& worker);
+    bool admitRate();
+    void updateRateLimited();
     void timeOut();
     static void requestStop(Job* job);
-    void dropAllQueued();
-    void notifyCountWaiters();
-    template <typename F> void forEachQueue(F&& f)
-    {
-        f(m_normal);
-        for (auto& [priority, queue] : m_byPriority)
-            f(queue);
-        for (auto& [key, state] : m_keys)
-            f(state.held);
-    }
-    void drop(Job* job);
-    void spawn();
+    int dropQueued(); // every queued and held job, as a snapshot
+    void drop(Job* job); // a job that will never start
+    void report(Job* job); // its terminal signal, once settled
+    void dispatch(); // wakes as many workers as queued work may use
     void wakeOrSpawn();
-    void report(Job* job);
+    void spawn();
+    void releaseIdleWorkers();
     void checkIdle()
     {
         if (!m_countWaiters.empty())
             notifyCountWaiters();
-        if (m_busy && active == 0 && pending == 0)
-            becomeIdle();
+        if (m_busy && active == 0 && pendingCount() == 0) {
+            m_busy = false;
+            post(Idle);
+        }
     }
-    void becomeIdle();
-    void emitPendingCountChanged()
+    void countsChanged()
     {
         if (!m_countWaiters.empty())
             notifyCountWaiters();
-        if (listens(PendingCountChanged))
-            Q_EMIT q->pendingCountChanged(pending);
+        post(PendingCountChanged, pendingCount());
     }
-    void releaseIdleWorkers();
+    void notifyCountWaiters();
 
-    JobQueue m_normal; // priority 0: the common case needs no map look-up
-    std::map<int, JobQueue, std::greater<>> m_byPriority; // the others, highest first
-    std::map<QString, KeyState> m_keys; // keys with running or held tasks
-    QHash<QString, int> m_keyLimits;
-    std::deque<Clock::time_point> m_starts; // the last rateLimit starts, while a rate limit is set
-    std::unique_ptr<QTimer> m_rateTimer;
-    Deadlines m_deadlines;
-    std::unique_ptr<QTimer> m_deadlineTimer;
+    std::shared_ptr<Clock> m_clock;
+    PriorityQueue m_queue;
+    std::map<QString, KeyState> m_keys; // keys with queued or held tasks
+    LocalKeyGate m_keyGate;
+    LocalRateWindow m_rate;
+    std::unique_ptr<Clock::Alarm> m_rateAlarm;
+    TimeoutSet m_timeouts;
     std::vector<CountWaiter*> m_countWaiters;
     std::vector<Worker*> m_workers; // by index; null where no worker; as long as the most workers so far
     std::size_t m_firstFree = 0; // no free index below it
     std::vector<Worker*> m_idle;
     bool m_busy = false;
-    bool m_idleDue = false; // idle() was due while a task's terminal signal was being emitted
-    int m_reporting = 0; // report() calls on the stack
+    std::vector<Report> m_outbox;
+    std::size_t m_outHead = 0; // m_outbox[m_outHead..] is still to emit
+    int m_flushDepth = 0; // flushes on the stack (a slot's transitions flush too)
+    bool m_idleDue = false; // idle() posted inside a nested flush, left to the outermost
     std::array<std::atomic<int>, SignalCount> m_listeners {};
     std::atomic<int> m_terminalListeners { 0 }; // of taskFinished, taskFailed and taskCancelled together
 
     std::mutex m_incomingMutex;
-    std::vector<Job*> m_incoming;
-    std::vector<JobRef> m_remoteCancels;
+    std::vector<Job*> m_incoming; // submitted from other threads, not taken in yet
+    std::atomic<int> m_remotePending { 0 }; // their number, counted as pending from submit()'s return
     bool m_incomingPosted = false;
 };
 

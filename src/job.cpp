@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "executorcore_p.h"
 
+#include <QAbstractEventDispatcher>
 #include <QVarLengthArray>
 
 namespace TaskPool::detail {
@@ -60,8 +61,9 @@ void Job::endSettle()
             released.append({ std::exchange(waiter->handle, {}), waiter->thread });
     }
     finishStore();
-    for (const auto& [handle, thread] : released)
-        resumeLater(handle, thread);
+    // The list is newest first: awaiters resume in the order they began to wait.
+    for (auto it = released.crbegin(); it != released.crend(); ++it)
+        resumeLater(it->first, it->second);
 }
 
 bool Job::cancel()
@@ -73,13 +75,18 @@ bool Job::cancel()
     if (thread == QThread::currentThread()) {
         if (core)
             core->jobCancelled(this);
-    } else if (control) {
-        // A task with a stop token or options is told in its executor's thread, where its stop
-        // callbacks run. Without, the executor learns of it when it reaches the job (see Future).
-        if (auto owner = control->owner.lock()) {
-            ref();
-            owner->cancelRemote(JobRef(this));
-        }
+    } else if (thread) {
+        // Told in the executor's thread, where `core` may be read and a task's stop callbacks run.
+        // The hand-over of a job submitted from another thread was posted before: it is taken in
+        // first.
+        ref();
+        QMetaObject::invokeMethod(
+            QAbstractEventDispatcher::instance(thread),
+            [job = JobRef(this)] {
+                if (job->core)
+                    job->core->jobCancelled(job.get());
+            },
+            Qt::QueuedConnection);
     }
     return true;
 }

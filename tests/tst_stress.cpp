@@ -163,6 +163,7 @@ struct Rec {
     bool forcedCancel = false; // cancel() returned true, or dropped by shutdown(cancelFutures)
     bool mustNotStart = false; // cancelled before its body started (callable forms)
     bool flippedByPlainCancel = false; // settled with a result, then reported cancelled (see plainCancel)
+    bool signalCheckDue = false; // seen settled inside a slot: its terminal signal may still be due
     bool cancelledInSubmit = false; // a slot inside its submit() shut the executor down with cancelFutures
     Outcome seen = Outcome::None; // the terminal state first observed
     int priority = 0;
@@ -475,7 +476,10 @@ struct Model {
             r.mustNotStart = true;
     }
     //! The model's side of shutdown(): which queued tasks it cancels.
-    void shutdownNow(int e, ShutdownOptions options);
+    //! Before shutdown(): the queued tasks it will drop. The executor drops its whole queue before
+    //! it reports any of it, so a slot of the shutdown's own signals may look at any of them.
+    std::vector<int> beforeShutdown(int e, ShutdownOptions options);
+    void shutdownNow(int e, ShutdownOptions options, const std::vector<int>& dropped);
 
     // ---- checks -----------------------------------------------------------------------------
 
@@ -485,6 +489,12 @@ struct Model {
         if (!r.accepted)
             return;
         if (r.seen != Outcome::None) {
+            if (r.signalCheckDue && slotDepth == 0) {
+                r.signalCheckDue = false;
+                if (execs[r.exec].pool)
+                    MODEL_CHECK(r.terminalSignals == 1, "task %d settled with %d terminal signals", i,
+                                r.terminalSignals);
+            }
             const Outcome now = outcomeOf(r.future);
             MODEL_CHECK(now == r.seen || (r.flippedByPlainCancel && now == Outcome::Cancelled),
                         "task %d changed its terminal state %d -> %d", i, int(r.seen), int(now));
@@ -531,8 +541,11 @@ struct Model {
                 fail(QStringLiteral("task %1: unexpected exception type").arg(i));
             }
         }
-        // Settled while its executor exists: its terminal signal has been emitted.
-        if (execs[r.exec].pool)
+        // Settled while its executor exists: its terminal signal has been emitted, once the
+        // emissions in progress are over (the executor reports a transition after making it whole).
+        if (slotDepth > 0)
+            r.signalCheckDue = true;
+        else if (execs[r.exec].pool)
             MODEL_CHECK(r.terminalSignals == 1, "task %d settled with %d terminal signals", i, r.terminalSignals);
     }
 
@@ -713,8 +726,9 @@ void bodyActs(Model* m, int i)
     case Action::ShutdownOwn:
         if (x.pool) {
             const ShutdownOptions options { .wait = false, .cancelFutures = r.shutdownCancels };
+            const auto dropped = m->beforeShutdown(r.exec, options);
             QCoro::Task<void> shutdown = x.pool->shutdown(options);
-            m->shutdownNow(r.exec, options);
+            m->shutdownNow(r.exec, options, dropped);
             if (!shutdown.isReady())
                 m->fail(QStringLiteral("shutdown({.wait = false}) inside task %1 did not return at once").arg(i));
         }
@@ -907,7 +921,23 @@ void Model::clearNow(int e)
     }
 }
 
-void Model::shutdownNow(int e, ShutdownOptions options)
+std::vector<int> Model::beforeShutdown(int e, ShutdownOptions options)
+{
+    std::vector<int> dropped;
+    if (!options.cancelFutures)
+        return dropped;
+    for (int i : live) {
+        Rec& r = recs[std::size_t(i)];
+        if (r.exec == e && r.accepted && !r.workerStarted && r.seen == Outcome::None && !r.forcedCancel
+            && !r.future.done()) {
+            noteCancelled(r); // it was queued: dropped, so it ends cancelled
+            dropped.push_back(i);
+        }
+    }
+    return dropped;
+}
+
+void Model::shutdownNow(int e, ShutdownOptions options, const std::vector<int>& dropped)
 {
     if (!options.cancelFutures)
         return;
@@ -916,10 +946,15 @@ void Model::shutdownNow(int e, ShutdownOptions options)
         if (recs[std::size_t(i)].exec == e)
             recs[std::size_t(i)].cancelledInSubmit = true; // queued already: checked once submit() returns
     }
+    for (int i : dropped) {
+        ++stats.droppedByShutdown;
+        MODEL_CHECK(recs[std::size_t(i)].future.done() && recs[std::size_t(i)].future.cancelled(),
+                    "task %d still queued after cancelFutures", i);
+    }
     for (int i : std::vector<int>(live)) {
         Rec& r = recs[std::size_t(i)];
         if (r.exec == e && r.accepted && !r.workerStarted && r.seen == Outcome::None && !r.forcedCancel) {
-            // It was queued: dropped, so it ends cancelled (checked against the future below).
+            // Queued by a slot of the shutdown (submitted before it shut the executor): dropped too.
             noteCancelled(r);
             ++stats.droppedByShutdown;
             MODEL_CHECK(r.future.done() && r.future.cancelled(), "task %d still queued after cancelFutures", i);
@@ -1011,8 +1046,9 @@ void Model::reenter(int e)
     } else if (n < 90) {
         const ShutdownOptions options { .wait = false, .cancelFutures = !anyStarting() && chance(50) };
         ++stats.slotShutdowns;
+        const auto dropped = beforeShutdown(e, options);
         QCoro::Task<void> shutdown = x.pool->shutdown(options);
-        shutdownNow(e, options);
+        shutdownNow(e, options, dropped);
         MODEL_CHECK(shutdown.isReady(), "exec %d: shutdown({.wait = false}) in a slot did not return at once", e);
     } else {
         ++stats.slotDeletes;
@@ -1328,8 +1364,9 @@ int operation(Model* m)
             return 0;
         for (int k = 1 + m->random(3); k > 0 && m->execs[std::size_t(e)].pool; --k) {
             const ShutdownOptions options { .wait = m->chance(60), .cancelFutures = m->chance(40) };
+            const auto dropped = m->beforeShutdown(e, options);
             QCoro::Task<void> shutdown = m->execs[std::size_t(e)].pool->shutdown(options);
-            m->shutdownNow(e, options);
+            m->shutdownNow(e, options, dropped);
             CHECK_IN(m, options.wait || shutdown.isReady(), "exec %d: shutdown({.wait = false}) suspended%s", e, "");
             m->background.push_back(afterShutdown(m, e, options, std::move(shutdown)));
             ++stats.shutdowns;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <taskpool/clock.h>
 #include <taskpool/errors.h>
 #include <taskpool/future.h>
 #include <taskpool/taskpool_export.h>
@@ -155,8 +156,17 @@ public:
     void setKeyLimit(const QString& key, int limit);
 
     //! Cancels every queued task (they never start; their futures end cancelled) without shutting
-    //! down; running tasks go on. Returns how many were cancelled.
+    //! down; running tasks go on. Returns how many were cancelled: those queued when it was called
+    //! (what its slots submit stays queued).
     int clear();
+
+    //! The time source of the rate window and timeouts; systemClock() by default. A ManualClock
+    //! tests them in virtual time.
+    /*!
+     * \throws std::invalid_argument for a null clock; std::logic_error while a task is queued or
+     * running.
+     */
+    void setClock(std::shared_ptr<Clock> clock);
 
     //! An awaitable that completes once fewer than \a count tasks are queued (at once if so now):
     //! p-queue's onSizeLessThan, for a producer feeding an endless source. Executor thread.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <taskpool/cancel.h>
+#include <taskpool/clock.h>
 #include <taskpool/errors.h>
 #include <taskpool/executor.h>
 #include <taskpool/future.h>

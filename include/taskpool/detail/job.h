@@ -55,6 +55,11 @@ private:
 //! How a job settled, for the executor's lifecycle signals.
 enum class Outcome : quint8 { Succeeded, Failed, Cancelled };
 
+//! Where a job is in its executor's life (see docs/task-life.md): submitted (handed over from
+//! another thread, not yet taken in), queued, held back by its key, running (its worker's from
+//! the moment it is taken: the start is reported only once the state is whole), ended.
+enum class Phase : quint8 { Submitted, Queued, Held, Running, Ended };
+
 //! One unit of work of an executor, type-erased, intrusively reference-counted.
 /*!
  * "Settled" is the future's view (its outcome is final: a result, an exception or a cancellation);
@@ -125,7 +130,9 @@ public:
     JobQueue* queue = nullptr; // where it waits to start; null once taken
     Job* prev = nullptr;
     Job* next = nullptr;
-    bool reported = false; // the executor emitted this job's terminal signal
+    Phase phase = Phase::Submitted;
+    bool reported = false; // the executor reported this job's terminal signal
+    bool startReported = false; // taskStarted was emitted: the task runs, even if cancelled since
 
 protected:
     virtual ~Job()
