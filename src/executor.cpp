@@ -154,6 +154,10 @@ namespace detail {
 
     void ExecutorCore::flushSlow()
     {
+        if (m_rateActive)
+            updateRateLimited();
+        if (m_outHead == m_outbox.size() && !m_idleDue)
+            return;
         const auto keep = shared_from_this(); // a slot may delete the executor
         struct Depth {
             int& depth;
@@ -229,13 +233,8 @@ namespace detail {
         }
     }
 
-    void ExecutorCore::report(Job* job)
+    void ExecutorCore::reportSlow(Job* job)
     {
-        if (job->reported || !job->isSettled())
-            return;
-        job->reported = true;
-        if (!(q && m_terminalListeners.load(std::memory_order_relaxed) > 0) && !log.isDebugEnabled())
-            return; // the common case: one load, not three
         QString message;
         switch (job->outcome(&message)) {
         case Outcome::Succeeded:
@@ -243,7 +242,7 @@ namespace detail {
             break;
         case Outcome::Failed:
             qCDebug(lcTaskPool) << "task" << job->id << "failed:" << message;
-            post(TaskFailed, 0, job->id, std::move(message));
+            post(TaskFailed, job->id, std::move(message));
             break;
         case Outcome::Cancelled:
             post(TaskCanceled, 0, job->id);
@@ -279,9 +278,12 @@ namespace detail {
         // An invalid method on disconnect means "all of them": keep the counts (emitting to nobody
         // is only slower, never wrong).
         if (const int signal = signalOf(method); signal < SignalCount) {
-            m_listeners[signal].fetch_add(delta, std::memory_order_relaxed);
-            if (signal == TaskFinished || signal == TaskFailed || signal == TaskCanceled)
-                m_terminalListeners.fetch_add(delta, std::memory_order_relaxed);
+            std::lock_guard lock(m_listenersMutex); // connections may be made in any thread
+            const int listeners = m_listeners[signal] += delta;
+            if (listeners > 0)
+                m_listening.fetch_or(1u << signal, std::memory_order_relaxed);
+            else
+                m_listening.fetch_and(~(1u << signal), std::memory_order_relaxed);
         }
     }
 
@@ -391,7 +393,7 @@ namespace detail {
         return nullptr;
     }
 
-    void ExecutorCore::dequeue(Job* job)
+    void ExecutorCore::dequeueSlow(Job* job)
     {
         --pending;
         if (job->phase == Phase::Held)
@@ -452,6 +454,7 @@ namespace detail {
         // Derived, never set by a transition: the window holds back a task that could start now.
         const bool limited = m_rate.limit() > 0 && !paused && pending > 0 && active < maxWorkers
             && m_rate.isFull(m_clock->now()) && nextStartable();
+        m_rateActive = limited || m_rate.limit() > 0;
         if (rateLimited == limited)
             return;
         rateLimited = limited;
@@ -474,7 +477,7 @@ namespace detail {
                 countsChanged();
                 continue;
             }
-            if (paused || (m_rate.limit() > 0 && !admitRate()))
+            if (m_throttled && (paused || (m_rate.limit() > 0 && !admitRate())))
                 break;
             // The whole start, before anything is reported: counted running, its key's place
             // taken, its stop source and timeout armed. From here a cancel, a shutdown or a
@@ -489,7 +492,7 @@ namespace detail {
             countsChanged();
             if (listens(TaskStarted)) {
                 job->ref();
-                post(TaskStarted, 0, job->id, workerName(worker.index), JobRef(job));
+                post(TaskStarted, job->id, workerName(worker.index), JobRef(job));
             }
             post(ActiveCountChanged, active);
             if (shutdown.load(std::memory_order_relaxed))
@@ -800,6 +803,7 @@ namespace detail {
             return;
         const auto keep = shared_from_this(); // a slot may delete the executor
         paused = value;
+        m_throttled = paused || m_rate.limit() > 0;
         post(PausedChanged, paused);
         if (!paused)
             dispatch();
@@ -811,8 +815,10 @@ namespace detail {
         const int oldLimit = m_rate.limit();
         const auto oldWindow = m_rate.window();
         m_rate.setLimit(starts, window); // throws for bad values, changing nothing
+        m_throttled = paused || m_rate.limit() > 0;
         if (m_rate.limit() == oldLimit && (starts == 0 || m_rate.window() == oldWindow))
             return; // the same limit: nothing to tell, nothing to wake
+        m_rateActive = true; // flush() brings rateLimited up to date
         const auto keep = shared_from_this(); // a slot may delete the executor
         if (m_rateAlarm)
             m_rateAlarm->stop();
@@ -890,6 +896,7 @@ TaskPoolExecutor::TaskPoolExecutor(int maxWorkers, const QString& taskNamePrefix
 TaskPoolExecutor::~TaskPoolExecutor()
 {
     d->q = nullptr;
+    d->stopReporting();
     // Queued work still completes, as promised: nothing could resume a paused queue any more.
     d->setPaused(false);
     d->beginShutdown(false);

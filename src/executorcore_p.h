@@ -29,8 +29,10 @@ Q_DECLARE_LOGGING_CATEGORY(lcTaskPool)
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TASKPOOL_TLS __attribute__((tls_model("initial-exec")))
+#define TASKPOOL_HOT [[gnu::always_inline]] inline // per task, on the path of every task
 #else
 #define TASKPOOL_TLS
+#define TASKPOOL_HOT inline
 #endif
 
 namespace TaskPool::detail {
@@ -145,14 +147,15 @@ public:
         SignalCount
     };
     static int signalOf(const QMetaMethod& method);
-    bool listens(Signal signal) const { return q && m_listeners[signal].load(std::memory_order_relaxed) > 0; }
+    bool listens(Signal signal) const { return m_listening.load(std::memory_order_relaxed) & (1u << signal); }
     void countListener(const QMetaMethod& method, int delta);
-    //! Emits what was posted, in order; re-entrant (a slot's own transitions flush too).
-    void flush()
+    //! The executor object is gone: nothing more is posted.
+    void stopReporting() { m_listening.store(0, std::memory_order_relaxed); }
+    //! Emits what was posted, in order; re-entrant (a slot's own transitions flush too). First it
+    //! brings the derived rateLimited up to date, while a rate limit is set.
+    TASKPOOL_HOT void flush()
     {
-        if (rateLimited || m_rate.limit() > 0)
-            updateRateLimited();
-        if (m_outHead < m_outbox.size() || m_idleDue)
+        if (!m_outbox.empty() | m_idleDue | m_rateActive)
             flushSlow();
     }
 
@@ -185,10 +188,16 @@ private:
         int queued = 0; // tasks of the key in the priority queue
     };
 
-    void post(Signal signal, int value = 0, quint64 taskId = 0, QString text = {}, JobRef job = {})
+    //! Posts a signal, if anybody listens: the common case costs one load and a test.
+    TASKPOOL_HOT void post(Signal signal, int value = 0, quint64 taskId = 0)
     {
         if (listens(signal))
-            m_outbox.push_back({ signal, value, taskId, std::move(text), std::move(job) });
+            m_outbox.push_back({ signal, value, taskId });
+    }
+    void post(Signal signal, quint64 taskId, QString text, JobRef job = {})
+    {
+        if (listens(signal))
+            m_outbox.push_back({ signal, 0, taskId, std::move(text), std::move(job) });
     }
     void flushSlow();
     void emitReport(const Report& report);
@@ -204,7 +213,16 @@ private:
     }
     Job* nextStartableSlow(Job* job);
     //! Takes a queued or held job out of the queues; its key gets back a candidate.
-    void dequeue(Job* job);
+    TASKPOOL_HOT void dequeue(Job* job)
+    {
+        if (job->phase == Phase::Queued && !job->control) {
+            --pending;
+            m_queue.remove(job);
+        } else {
+            dequeueSlow(job);
+        }
+    }
+    void dequeueSlow(Job* job);
     void refill(const QString& key); // moves held jobs back while the key has room for them
     void refillAll();
     void arm(Worker& worker, Job* job); // stop source, timeout
@@ -215,12 +233,22 @@ private:
     static void requestStop(Job* job);
     int dropQueued(); // every queued and held job, as a snapshot
     void drop(Job* job); // a job that will never start
-    void report(Job* job); // its terminal signal, once settled
+    //! Its terminal signal, once settled (and nothing but a flag when nobody listens).
+    TASKPOOL_HOT void report(Job* job)
+    {
+        constexpr quint32 terminal = 1u << TaskFinished | 1u << TaskFailed | 1u << TaskCanceled;
+        if (job->reported || !job->isSettled())
+            return;
+        job->reported = true;
+        if ((m_listening.load(std::memory_order_relaxed) & terminal) || log.isDebugEnabled())
+            reportSlow(job);
+    }
+    void reportSlow(Job* job);
     void dispatch(); // wakes as many workers as queued work may use
     void wakeOrSpawn();
     void spawn();
     void releaseIdleWorkers();
-    void checkIdle()
+    TASKPOOL_HOT void checkIdle()
     {
         if (!m_countWaiters.empty())
             notifyCountWaiters();
@@ -229,7 +257,7 @@ private:
             post(Idle);
         }
     }
-    void countsChanged()
+    TASKPOOL_HOT void countsChanged()
     {
         if (!m_countWaiters.empty())
             notifyCountWaiters();
@@ -253,8 +281,11 @@ private:
     std::size_t m_outHead = 0; // m_outbox[m_outHead..] is still to emit
     int m_flushDepth = 0; // flushes on the stack (a slot's transitions flush too)
     bool m_idleDue = false; // idle() posted inside a nested flush, left to the outermost
-    std::array<std::atomic<int>, SignalCount> m_listeners {};
-    std::atomic<int> m_terminalListeners { 0 }; // of taskFinished, taskFailed and taskCancelled together
+    bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
+    bool m_throttled = false; // paused, or a rate limit is set: take() looks at either only then
+    std::mutex m_listenersMutex;
+    std::array<int, SignalCount> m_listeners {};
+    std::atomic<quint32> m_listening { 0 }; // a bit per signal with listeners
 
     std::mutex m_incomingMutex;
     std::vector<Job*> m_incoming; // submitted from other threads, not taken in yet

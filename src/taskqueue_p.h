@@ -48,25 +48,15 @@ struct JobQueue {
  */
 class PriorityQueue {
 public:
-    int size() const { return m_size; }
-    bool empty() const { return m_size == 0; }
+    bool empty() const { return !top(); }
 
-    void push(Job* job)
-    {
-        listOf(job->priority).link(job);
-        ++m_size;
-    }
-    void pushInOrder(Job* job)
-    {
-        listOf(job->priority).linkInOrder(job);
-        ++m_size;
-    }
+    void push(Job* job) { listOf(job->priority).link(job); }
+    void pushInOrder(Job* job) { listOf(job->priority).linkInOrder(job); }
     //! Removes \a job, which is in this queue.
     void remove(Job* job)
     {
         JobQueue& list = *job->queue;
         list.unlink(job);
-        --m_size;
         if (&list != &m_normal && list.empty())
             m_byPriority.erase(job->priority);
     }
@@ -102,7 +92,6 @@ private:
 
     JobQueue m_normal;
     std::map<int, JobQueue, std::greater<>> m_byPriority;
-    int m_size = 0;
 };
 
 } // namespace TaskPool::detail
