@@ -293,4 +293,14 @@ private:
     bool m_incomingPosted = false;
 };
 
+//! Starts the coroutine of \a worker (src/worker.cpp); it yields at once.
+void startWorker(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker* worker);
+
+//! The worker running a task's start in this thread, for TaskPoolExecutor::currentWorkerName().
+struct CurrentWorker {
+    const ExecutorCore* core = nullptr;
+    int index = -1;
+};
+extern TASKPOOL_TLS thread_local CurrentWorker currentWorker; // see readyQueue's
+
 } // namespace TaskPool::detail

@@ -68,6 +68,21 @@ public:
         const auto& [priority, list] = *m_byPriority.begin();
         return priority > 0 || !m_normal.head ? list.head : m_normal.head;
     }
+    //! The queued job \a id, or null; the newest jobs are looked at first, so that a job just
+    //! submitted is found at once.
+    Job* find(quint64 id) const
+    {
+        auto inList = [id](const JobQueue& list) {
+            Job* job = list.tail;
+            while (job && job->id != id)
+                job = job->prev;
+            return job;
+        };
+        Job* found = inList(m_normal);
+        for (auto it = m_byPriority.begin(); !found && it != m_byPriority.end(); ++it)
+            found = inList(it->second);
+        return found;
+    }
     //! Calls \a f with every job, highest priority first, in submission order within one.
     template <typename F> void forEach(F&& f) const
     {

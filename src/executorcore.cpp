@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: MIT
+// The executor core: the transitions of a task's life (docs/task-life.md).
+#include "executorcore_p.h"
+
+#include <QAbstractEventDispatcher>
+
+#include <algorithm>
+#include <stdexcept>
+
+Q_LOGGING_CATEGORY(lcTaskPool, "taskpool", QtInfoMsg)
+
+namespace TaskPool::detail {
+
+namespace {
+    std::atomic<int> lastExecutorNumber { -1 };
+
+    int checkedMaxWorkers(int maxWorkers)
+    {
+        if (maxWorkers <= 0)
+            throw std::invalid_argument("maxWorkers must be greater than 0");
+        return maxWorkers;
+    }
+
+} // namespace
+
+ExecutorCore::ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix) :
+    q(q),
+    thread(q->thread()),
+    maxWorkers(checkedMaxWorkers(maxWorkers)),
+    defaultPrefix(QStringLiteral("TaskPoolExecutor-%1").arg(lastExecutorNumber.fetch_add(1) + 1)),
+    m_clock(systemClock()),
+    m_timeouts([this] {
+        const auto keep = shared_from_this(); // a slot may delete the executor
+        timeOut();
+        flush();
+    })
+{
+    this->prefix = prefix.isEmpty() ? defaultPrefix : std::move(prefix);
+}
+
+// ---- submission -------------------------------------------------------------------------------
+
+void ExecutorCore::enqueue(Job* job)
+{
+    job->ref(); // the executor's reference, until the job ends or is dropped
+    // Work handed over from other threads before this submit() was called goes first.
+    if (m_remotePending.load(std::memory_order_relaxed) > 0)
+        takeIncoming();
+    accept(job);
+    wakeOrSpawn();
+    countsChanged();
+    flush();
+}
+
+void ExecutorCore::accept(Job* job)
+{
+    job->core = this;
+    job->phase = Phase::Queued;
+    m_queue.push(job);
+    ++pending;
+    m_busy = true;
+    if (job->control && !job->control->key.isEmpty())
+        ++m_keys[job->control->key].queued;
+}
+
+void ExecutorCore::enqueueRemote(Job* job)
+{
+    std::lock_guard lock(m_incomingMutex);
+    if (shutdown.load(std::memory_order_relaxed))
+        throw ShutdownError();
+    job->ref(); // handed over with the job
+    m_incoming.push_back(job);
+    m_remotePending.fetch_add(1, std::memory_order_release); // pending from submit()'s return
+    if (std::exchange(m_incomingPosted, true))
+        return;
+    QMetaObject::invokeMethod(
+        QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->takeIncoming(); },
+        Qt::QueuedConnection);
+}
+
+void ExecutorCore::takeIncoming()
+{
+    std::vector<Job*> jobs;
+    {
+        std::lock_guard lock(m_incomingMutex);
+        jobs.swap(m_incoming);
+        m_incomingPosted = false;
+    }
+    if (jobs.empty())
+        return;
+    for (Job* job : jobs) {
+        accept(job); // the hand-over reference becomes the executor's
+        wakeOrSpawn();
+    }
+    m_remotePending.fetch_sub(int(jobs.size()), std::memory_order_release);
+    countsChanged(); // the count is the same; its signal is due now
+    flush();
+}
+
+bool ExecutorCore::isWaiting(quint64 taskId)
+{
+    if (m_queue.find(taskId))
+        return true;
+    for (const auto& [key, state] : m_keys) {
+        for (Job* job = state.held.tail; job; job = job->prev) {
+            if (job->id == taskId)
+                return true;
+        }
+    }
+    std::lock_guard lock(m_incomingMutex);
+    return std::any_of(m_incoming.begin(), m_incoming.end(), [taskId](Job* job) { return job->id == taskId; });
+}
+
+// ---- queues and policies ----------------------------------------------------------------------
+
+Job* ExecutorCore::nextStartableSlow(Job* job)
+{
+    for (; job; job = m_queue.top()) {
+        if (!job->control || job->control->key.isEmpty())
+            return job;
+        const QString& key = job->control->key;
+        if (m_keyGate.room(key) > 0)
+            return job;
+        // Its key is full: held aside, so that it holds back no other key's work.
+        KeyState& state = m_keys[key];
+        m_queue.remove(job);
+        --state.queued;
+        state.held.link(job);
+        job->phase = Phase::Held;
+    }
+    return nullptr;
+}
+
+void ExecutorCore::dequeueSlow(Job* job)
+{
+    --pending;
+    if (job->phase == Phase::Held)
+        job->queue->unlink(job);
+    else
+        m_queue.remove(job);
+    if (!job->control || job->control->key.isEmpty())
+        return;
+    const QString& key = job->control->key;
+    const auto it = m_keys.find(key);
+    if (job->phase == Phase::Queued)
+        --it->second.queued;
+    if (it->second.queued == 0 && it->second.held.empty())
+        m_keys.erase(it);
+}
+
+void ExecutorCore::refill(const QString& key)
+{
+    const auto it = m_keys.find(key);
+    if (it == m_keys.end())
+        return;
+    KeyState& state = it->second;
+    // Exactly as many back as may start: a job that leaves the queue without starting (a
+    // cancel, a drop) gives its place to the next one through dequeue() and refill() again.
+    while (!state.held.empty() && m_keyGate.room(key) > state.queued) {
+        Job* job = state.held.head;
+        state.held.unlink(job);
+        job->phase = Phase::Queued;
+        m_queue.pushInOrder(job);
+        ++state.queued;
+    }
+}
+
+void ExecutorCore::refillAll()
+{
+    for (auto& [key, state] : m_keys)
+        refill(key);
+}
+
+bool ExecutorCore::admitRate()
+{
+    const auto admission = m_rate.tryAcquire(m_clock->now());
+    if (admission.granted)
+        return true;
+    if (!m_rateAlarm) {
+        m_rateAlarm = m_clock->makeAlarm([this] {
+            const auto keep = shared_from_this(); // a slot may delete the executor
+            dispatch();
+            flush();
+        });
+    }
+    m_rateAlarm->start(admission.retryAt);
+    return false;
+}
+
+void ExecutorCore::updateRateLimited()
+{
+    // Derived, never set by a transition: the window holds back a task that could start now.
+    const bool limited = m_rate.limit() > 0 && !paused && pending > 0 && active < maxWorkers
+        && m_rate.isFull(m_clock->now()) && nextStartable();
+    m_rateActive = limited || m_rate.limit() > 0;
+    if (rateLimited == limited)
+        return;
+    rateLimited = limited;
+    post(RateLimitedChanged, limited);
+}
+
+// ---- a worker's life --------------------------------------------------------------------------
+
+Job* ExecutorCore::take(Worker& worker)
+{
+    while (worker.index < maxWorkers && active < maxWorkers) {
+        Job* job = nextStartable();
+        if (!job)
+            break;
+        if (job->isCancelRequested() || job->isSettled()) {
+            dequeue(job); // cancelled through a plain QFuture copy: seen now
+            if (job->control && !job->control->key.isEmpty())
+                refill(job->control->key);
+            drop(job);
+            countsChanged();
+            continue;
+        }
+        if (m_throttled && (paused || (m_rate.limit() > 0 && !admitRate())))
+            break;
+        // The whole start, before anything is reported: counted running, its key's place
+        // taken, its stop source and timeout armed. From here a cancel, a shutdown or a
+        // timeout treats it as running; a settled one is never run.
+        dequeue(job);
+        job->phase = Phase::Running;
+        ++active;
+        if (job->control && !job->control->key.isEmpty())
+            m_keyGate.acquire(job->control->key);
+        if (job->control || defaultTimeout)
+            arm(worker, job);
+        countsChanged();
+        if (listens(TaskStarted)) {
+            job->ref();
+            post(TaskStarted, job->id, workerName(worker.index), JobRef(job));
+        }
+        post(ActiveCountChanged, active);
+        if (shutdown.load(std::memory_order_relaxed))
+            releaseIdleWorkers();
+        return job;
+    }
+    if (shutdown.load(std::memory_order_relaxed))
+        releaseIdleWorkers();
+    return nullptr;
+}
+
+bool ExecutorCore::shouldLeave(const Worker& worker) const
+{
+    return worker.index >= maxWorkers || (shutdown.load(std::memory_order_relaxed) && !hasQueued());
+}
+
+void ExecutorCore::park(Worker& worker, std::coroutine_handle<> handle)
+{
+    worker.idleHandle = handle;
+    m_idle.push_back(&worker);
+    checkIdle();
+    flush(); // the worker is suspended: a slot may wake it, or destroy it (shutdown)
+}
+
+void ExecutorCore::arm(Worker& worker, Job* job)
+{
+    worker.job = job; // set only here: a worker with a job is one end() has to disarm
+    JobControl* control = job->control;
+    if (control && control->takesStop) {
+        control->stop = std::stop_source();
+        if (job->isSettled())
+            control->stop.request_stop(); // cancelled before it started
+    }
+    auto timeout = control && control->timeout ? control->timeout : defaultTimeout;
+    if (!timeout || *timeout > LocalRateWindow::century) // none
+        return;
+    worker.deadline = m_timeouts.add(*m_clock, m_clock->now() + *timeout, &worker);
+    worker.timeout = *timeout;
+}
+
+void ExecutorCore::watchCancel(Job* job)
+{
+    // Only for a task that suspended: one that ends within its start needs no watcher, and a
+    // QFutureWatcher deleted with callouts still posted to it scans the thread's whole event
+    // queue (quadratic in a burst of short tasks).
+    JobControl* control = job->control;
+    if (!control || !control->takesStop || control->watcher || job->isSettled())
+        return;
+    if (QObject* watcher = job->watchCancel([job] { job->cancel(); }))
+        control->watcher.reset(watcher);
+}
+
+void ExecutorCore::disarm(Worker& worker)
+{
+    if (worker.deadline) {
+        m_timeouts.remove(*worker.deadline);
+        worker.deadline.reset();
+    }
+    worker.job = nullptr;
+}
+
+void ExecutorCore::releaseControls(Job* job)
+{
+    JobControl* control = job->control;
+    if (!control)
+        return;
+    if (control->context)
+        QObject::disconnect(control->context); // its slot holds a reference to the job
+    if (control->watcher) {
+        // The watcher may be the sender of the signal being handled: deleted from the loop.
+        control->watcher->disconnect();
+        control->watcher.release()->deleteLater();
+    }
+}
+
+void ExecutorCore::requestStop(Job* job)
+{
+    if (!job->control || !job->control->stop.stop_possible())
+        return;
+    // A stop callback may end the task inline, and with it the executor's reference to the job
+    // (whose control owns the stop source being stopped): keep it until request_stop() returns.
+    job->ref();
+    const JobRef keep(job);
+    job->control->stop.request_stop(); // runs the task's stop callbacks, in this thread
+}
+
+void ExecutorCore::timeOut()
+{
+    auto now = m_clock->now();
+    while (const auto due = m_timeouts.takeDue(now)) {
+        Worker* worker = *due;
+        worker->deadline.reset();
+        Job* job = worker->job;
+        if (job->isSettled())
+            continue;
+        const auto timeout = worker->timeout; // as armed: the default may have changed since
+        job->ref();
+        const JobRef keep(job); // the stop callbacks may end the task, and with it the executor's reference
+        job->fail(std::make_exception_ptr(
+            TimeoutError(QStringLiteral("the task did not finish within %1 ms").arg(timeout.count()).toStdString())));
+        report(job);
+        requestStop(job); // the stop callbacks may end other tasks: the loop looks again
+        now = m_clock->now();
+    }
+    m_timeouts.rearm();
+}
+
+void ExecutorCore::end(Worker& worker, Job* job)
+{
+    --active;
+    job->phase = Phase::Ended;
+    if (worker.job) { // armed: the task has options, a token, or the default timeout
+        disarm(worker);
+        if (job->control) {
+            releaseControls(job);
+            if (const QString& key = job->control->key; !key.isEmpty()) {
+                m_keyGate.release(key);
+                refill(key);
+            }
+        }
+    }
+    job->core = nullptr;
+    report(job);
+    job->deref();
+    post(ActiveCountChanged, active);
+    // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
+    if (hasQueued() && active < maxWorkers && !m_idle.empty())
+        wakeOrSpawn();
+    checkIdle();
+    flush();
+}
+
+void ExecutorCore::drop(Job* job)
+{
+    job->phase = Phase::Ended;
+    releaseControls(job);
+    job->discard();
+    job->core = nullptr;
+    report(job);
+    job->deref();
+}
+
+void ExecutorCore::leave(Worker* worker)
+{
+    m_workers[worker->index] = nullptr;
+    m_firstFree = std::min(m_firstFree, std::size_t(worker->index));
+    delete worker;
+    --workerCount;
+    post(WorkerCountChanged, workerCount);
+    if (hasQueued() && workerCount < maxWorkers) {
+        spawn(); // a worker retired by setMaxWorkers() left work behind
+    } else if (workerCount == 0) {
+        for (auto handle : std::exchange(shutdownWaiters, {}))
+            resumeLater(handle);
+    }
+}
+
+void ExecutorCore::dispatch()
+{
+    for (qint64 spare = std::min<qint64>(pending, qint64(maxWorkers) - active);
+         spare > 0 && (!m_idle.empty() || workerCount < maxWorkers); --spare)
+        wakeOrSpawn();
+}
+
+void ExecutorCore::wakeOrSpawn()
+{
+    if (!m_idle.empty()) {
+        Worker* worker = m_idle.back();
+        m_idle.pop_back();
+        resumeLater(std::exchange(worker->idleHandle, {}));
+    } else if (workerCount < maxWorkers) {
+        spawn();
+    }
+}
+
+void ExecutorCore::spawn()
+{
+    // The lowest free index: names stay <prefix>_0.._<n-1>, and memory follows the workers
+    // that exist, not maxWorkers (which may be INT_MAX).
+    std::size_t index = m_firstFree;
+    while (index < m_workers.size() && m_workers[index])
+        ++index;
+    if (index == m_workers.size())
+        m_workers.push_back(nullptr);
+    auto* worker = new Worker { int(index), {}, nullptr, std::nullopt, {} };
+    m_workers[index] = worker;
+    m_firstFree = index + 1;
+    ++workerCount;
+    startWorker(shared_from_this(), worker); // it yields at once: nothing runs inside spawn()
+    post(WorkerCountChanged, workerCount);
+}
+
+void ExecutorCore::releaseIdleWorkers()
+{
+    // Once shut down with nothing queued, idle workers have nothing left to do: end them here
+    // rather than through the event loop, which may not run again.
+    if (!shutdown.load(std::memory_order_relaxed) || hasQueued() || m_idle.empty())
+        return;
+    const auto self = shared_from_this(); // destroying idle workers may release the last owner
+    for (Worker* worker : std::exchange(m_idle, {})) {
+        auto handle = worker->idleHandle;
+        leave(worker);
+        handle.destroy();
+    }
+}
+
+// ---- transitions from outside -----------------------------------------------------------------
+
+void ExecutorCore::jobCancelled(Job* job)
+{
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    switch (job->phase) {
+    case Phase::Queued:
+    case Phase::Held:
+        dequeue(job);
+        if (const QString key = job->control ? job->control->key : QString(); !key.isEmpty())
+            refill(key);
+        drop(job);
+        countsChanged();
+        checkIdle();
+        releaseIdleWorkers();
+        break;
+    case Phase::Running:
+        report(job); // its slot stays taken until its coroutine ends
+        requestStop(job);
+        break;
+    case Phase::Submitted:
+    case Phase::Ended:
+        break;
+    }
+    flush();
+}
+
+int ExecutorCore::dropQueued()
+{
+    if (!hasQueued())
+        return 0;
+    // A snapshot: every queued and held job leaves the queues before any is settled (settling
+    // runs continuations) or reported. What a slot submits afterwards stays queued.
+    std::vector<Job*> jobs;
+    jobs.reserve(std::size_t(pending));
+    m_queue.forEach([&](Job* job) { jobs.push_back(job); });
+    for (const auto& [key, state] : m_keys) {
+        for (Job* job = state.held.head; job; job = job->next)
+            jobs.push_back(job);
+    }
+    for (Job* job : jobs)
+        dequeue(job);
+    for (Job* job : jobs)
+        drop(job);
+    countsChanged();
+    checkIdle();
+    return int(jobs.size());
+}
+
+int ExecutorCore::clear()
+{
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    if (m_remotePending.load(std::memory_order_relaxed) > 0)
+        takeIncoming(); // submitted before clear() was called: cleared too
+    const int cleared = dropQueued();
+    releaseIdleWorkers();
+    flush();
+    return cleared;
+}
+
+void ExecutorCore::beginShutdown(bool cancelFutures)
+{
+    const auto self = shared_from_this(); // destroying idle workers may release the last owner
+    std::vector<Job*> jobs;
+    bool first = false;
+    {
+        std::lock_guard lock(m_incomingMutex);
+        first = !shutdown.exchange(true);
+        jobs.swap(m_incoming);
+        m_incomingPosted = false;
+    }
+    for (Job* job : jobs) {
+        accept(job);
+        wakeOrSpawn();
+    }
+    m_remotePending.fetch_sub(int(jobs.size()), std::memory_order_release);
+    if (!jobs.empty())
+        countsChanged();
+    if (first)
+        post(IsShutdownChanged, 1);
+    if (cancelFutures) {
+        dropQueued();
+        // Running tasks (those being started among them) are asked to stop; how they end
+        // (cancelled, or with a result) is theirs.
+        std::vector<JobRef> running;
+        for (Worker* worker : m_workers) {
+            if (worker && worker->job) {
+                worker->job->ref();
+                running.emplace_back(worker->job);
+            }
+        }
+        for (const JobRef& job : running)
+            requestStop(job.get());
+    }
+    releaseIdleWorkers();
+    flush();
+}
+
+void ExecutorCore::setPaused(bool value)
+{
+    if (paused == value)
+        return;
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    paused = value;
+    m_throttled = paused || m_rate.limit() > 0;
+    post(PausedChanged, paused);
+    if (!paused)
+        dispatch();
+    flush();
+}
+
+void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
+{
+    const int oldLimit = m_rate.limit();
+    const auto oldWindow = m_rate.window();
+    m_rate.setLimit(starts, window); // throws for bad values, changing nothing
+    m_throttled = paused || m_rate.limit() > 0;
+    if (m_rate.limit() == oldLimit && (starts == 0 || m_rate.window() == oldWindow))
+        return; // the same limit: nothing to tell, nothing to wake
+    m_rateActive = true; // flush() brings rateLimited up to date
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    if (m_rateAlarm)
+        m_rateAlarm->stop();
+    post(RateLimitChanged);
+    dispatch();
+    flush();
+}
+
+void ExecutorCore::setKeyLimit(const QString& key, int limit)
+{
+    m_keyGate.setLimit(key, limit);
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    refill(key);
+    dispatch();
+    flush();
+}
+
+void ExecutorCore::setMaxPerKey(int limit)
+{
+    if (limit == m_keyGate.defaultLimit())
+        return m_keyGate.setDefaultLimit(limit); // checked all the same
+    m_keyGate.setDefaultLimit(limit);
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    refillAll();
+    post(MaxPerKeyChanged, limit);
+    dispatch();
+    flush();
+}
+
+void ExecutorCore::setMaxWorkers(int value)
+{
+    checkedMaxWorkers(value);
+    if (value == maxWorkers)
+        return;
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    maxWorkers = value;
+    // Idle workers beyond the new bound leave now; busy ones once their task ends.
+    const auto beyond
+        = std::partition(m_idle.begin(), m_idle.end(), [this](Worker* worker) { return worker->index < maxWorkers; });
+    const std::vector<Worker*> leaving(beyond, m_idle.end());
+    m_idle.erase(beyond, m_idle.end());
+    for (Worker* worker : leaving) {
+        auto handle = worker->idleHandle;
+        leave(worker);
+        handle.destroy();
+    }
+    // A raised bound serves queued work at once: wake parked workers (they parked at the old
+    // bound with work queued), then spawn.
+    dispatch();
+    post(MaxWorkersChanged, maxWorkers);
+    flush();
+}
+
+void ExecutorCore::setClock(std::shared_ptr<Clock> clock)
+{
+    if (!clock)
+        throw std::invalid_argument("setClock(): the clock must not be null");
+    if (active > 0 || pendingCount() > 0)
+        throw std::logic_error("setClock(): the executor must have no queued or running task");
+    m_clock = std::move(clock);
+    m_rateAlarm.reset();
+    m_timeouts.resetAlarm();
+    m_rate.forget(); // starts of another clock mean nothing on this one
+}
+
+} // namespace TaskPool::detail

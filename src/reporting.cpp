@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+// The executor core's reports: signals posted by transitions, emitted in order once the state is
+// whole (docs/task-life.md), and the listener counts that make unheard signals free.
+#include "executorcore_p.h"
+
+#include <QMetaMethod>
+
+#include <algorithm>
+
+namespace TaskPool::detail {
+
+// ---- reporting --------------------------------------------------------------------------------
+
+void ExecutorCore::flushSlow()
+{
+    if (m_rateActive)
+        updateRateLimited();
+    if (m_outHead == m_outbox.size() && !m_idleDue)
+        return;
+    const auto keep = shared_from_this(); // a slot may delete the executor
+    struct Depth {
+        int& depth;
+        explicit Depth(int& depth) : depth(++depth) { }
+        ~Depth() { --depth; }
+    } depth(m_flushDepth);
+    // One report at a time, taken before it is emitted: a slot's own flush (or a nested event
+    // loop's) goes on with the next one, so every report is emitted once and in order.
+    for (;;) {
+        while (m_outHead < m_outbox.size()) {
+            const Report report = std::move(m_outbox[m_outHead++]);
+            if (m_outHead == m_outbox.size()) {
+                m_outbox.clear();
+                m_outHead = 0;
+            }
+            if (report.signal == Idle && m_flushDepth > 1)
+                m_idleDue = true; // see below
+            else
+                emitReport(report);
+        }
+        // idle() waits for the outermost flush: every slot of every report before it has
+        // returned (QML's TaskFutures settle in taskFinished's), even when one of them
+        // settled more work.
+        if (m_flushDepth > 1 || !std::exchange(m_idleDue, false))
+            return;
+        emitReport({ Idle });
+    }
+}
+
+void ExecutorCore::emitReport(const Report& r)
+{
+    if (!q)
+        return; // the executor is gone: nobody to tell
+    switch (r.signal) {
+    case PendingCountChanged:
+        return Q_EMIT q->pendingCountChanged(r.value);
+    case ActiveCountChanged:
+        return Q_EMIT q->activeCountChanged(r.value);
+    case TaskStarted:
+        if (r.job->isSettled())
+            return; // cancelled before it was told started: it never runs
+        r.job->startReported = true;
+        return Q_EMIT q->taskStarted(r.taskId, r.text);
+    case TaskFinished:
+        return Q_EMIT q->taskFinished(r.taskId);
+    case TaskFailed:
+        return Q_EMIT q->taskFailed(r.taskId, r.text);
+    case TaskCanceled:
+        Q_EMIT q->taskCancelled(r.taskId);
+        if (q) // a slot of the first spelling may delete the executor
+            Q_EMIT q->taskCanceled(r.taskId);
+        return;
+    case Idle:
+        if (!m_busy) // unless a slot of an earlier report gave it work again
+            Q_EMIT q->idle();
+        return;
+    case WorkerCountChanged:
+        return Q_EMIT q->workerCountChanged(r.value);
+    case MaxWorkersChanged:
+        return Q_EMIT q->maxWorkersChanged(r.value);
+    case IsShutdownChanged:
+        return Q_EMIT q->isShutdownChanged(true);
+    case PausedChanged:
+        return Q_EMIT q->pausedChanged(r.value != 0);
+    case RateLimitChanged:
+        return Q_EMIT q->rateLimitChanged();
+    case RateLimitedChanged:
+        return Q_EMIT q->rateLimitedChanged(r.value != 0);
+    case MaxPerKeyChanged:
+        return Q_EMIT q->maxPerKeyChanged(r.value);
+    case SignalCount:
+        break;
+    }
+}
+
+void ExecutorCore::reportSlow(Job* job)
+{
+    QString message;
+    switch (job->outcome(&message)) {
+    case Outcome::Succeeded:
+        post(TaskFinished, 0, job->id);
+        break;
+    case Outcome::Failed:
+        qCDebug(lcTaskPool) << "task" << job->id << "failed:" << message;
+        post(TaskFailed, job->id, std::move(message));
+        break;
+    case Outcome::Cancelled:
+        post(TaskCanceled, 0, job->id);
+        break;
+    }
+}
+
+int ExecutorCore::signalOf(const QMetaMethod& method)
+{
+    static const QMetaMethod known[SignalCount] = {
+        QMetaMethod::fromSignal(&TaskPoolExecutor::pendingCountChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::activeCountChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::taskStarted),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::taskFinished),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::taskFailed),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::taskCanceled),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::idle),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::workerCountChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::maxWorkersChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::isShutdownChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::pausedChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::rateLimitChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::rateLimitedChanged),
+        QMetaMethod::fromSignal(&TaskPoolExecutor::maxPerKeyChanged),
+    };
+    if (method == QMetaMethod::fromSignal(&TaskPoolExecutor::taskCancelled))
+        return TaskCanceled; // one count for both spellings
+    return int(std::find(std::begin(known), std::end(known), method) - std::begin(known));
+}
+
+void ExecutorCore::countListener(const QMetaMethod& method, int delta)
+{
+    // An invalid method on disconnect means "all of them": keep the counts (emitting to nobody
+    // is only slower, never wrong).
+    if (const int signal = signalOf(method); signal < SignalCount) {
+        std::lock_guard lock(m_listenersMutex); // connections may be made in any thread
+        const int listeners = m_listeners[signal] += delta;
+        if (listeners > 0)
+            m_listening.fetch_or(1u << signal, std::memory_order_relaxed);
+        else
+            m_listening.fetch_and(~(1u << signal), std::memory_order_relaxed);
+    }
+}
+
+void ExecutorCore::notifyCountWaiters()
+{
+    for (std::size_t i = 0; i < m_countWaiters.size();) {
+        CountWaiter* waiter = m_countWaiters[i];
+        if (!countsReached(*waiter)) {
+            ++i;
+            continue;
+        }
+        m_countWaiters.erase(m_countWaiters.begin() + qsizetype(i));
+        resumeLater(std::exchange(waiter->handle, {}));
+    }
+}
+
+} // namespace TaskPool::detail
