@@ -119,7 +119,7 @@ Job* ExecutorCore::nextStartableSlow(Job* job)
         if (!job->control || job->control->key.isEmpty())
             return job;
         const QString& key = job->control->key;
-        if (m_keyGate.room(key) > 0)
+        if (m_keyGate->room(key) > 0)
             return job;
         // Its key is full: held aside, so that it holds back no other key's work.
         KeyState& state = m_keys[key];
@@ -156,7 +156,7 @@ void ExecutorCore::refill(const QString& key)
     KeyState& state = it->second;
     // Exactly as many back as may start: a job that leaves the queue without starting (a
     // cancel, a drop) gives its place to the next one through dequeue() and refill() again.
-    while (!state.held.empty() && m_keyGate.room(key) > state.queued) {
+    while (!state.held.empty() && m_keyGate->room(key) > state.queued) {
         Job* job = state.held.head;
         state.held.unlink(job);
         job->phase = Phase::Queued;
@@ -173,7 +173,7 @@ void ExecutorCore::refillAll()
 
 bool ExecutorCore::admitRate()
 {
-    const auto admission = m_rate.tryAcquire(m_clock->now());
+    const auto admission = m_rateLimiter->tryAcquire(m_clock->now());
     if (admission.granted)
         return true;
     if (!m_rateAlarm) {
@@ -190,9 +190,10 @@ bool ExecutorCore::admitRate()
 void ExecutorCore::updateRateLimited()
 {
     // Derived, never set by a transition: the window holds back a task that could start now.
-    const bool limited = m_rate.limit() > 0 && !paused && pending > 0 && active < maxWorkers
-        && m_rate.isFull(m_clock->now()) && nextStartable();
-    m_rateActive = limited || m_rate.limit() > 0;
+    const bool limiting = m_rateLimiter->isActive();
+    const bool limited = limiting && !paused && pending > 0 && active < maxWorkers
+        && m_rateLimiter->isFull(m_clock->now()) && nextStartable();
+    m_rateActive = limited || limiting;
     if (rateLimited == limited)
         return;
     rateLimited = limited;
@@ -215,7 +216,7 @@ Job* ExecutorCore::take(Worker& worker)
             countsChanged();
             continue;
         }
-        if (m_throttled && (paused || (m_rate.limit() > 0 && !admitRate())))
+        if (m_throttled && (paused || (m_rateLimiter->isActive() && !admitRate())))
             break;
         // The whole start, before anything is reported: counted running, its key's place
         // taken, its stop source and timeout armed. From here a cancel, a shutdown or a
@@ -224,7 +225,7 @@ Job* ExecutorCore::take(Worker& worker)
         job->phase = Phase::Running;
         ++active;
         if (job->control && !job->control->key.isEmpty())
-            m_keyGate.acquire(job->control->key);
+            m_keyGate->acquire(job->control->key);
         if (job->control || defaultTimeout)
             arm(worker, job);
         countsChanged();
@@ -347,7 +348,7 @@ void ExecutorCore::end(Worker& worker, Job* job)
         if (job->control) {
             releaseControls(job);
             if (const QString& key = job->control->key; !key.isEmpty()) {
-                m_keyGate.release(key);
+                m_keyGate->release(key);
                 refill(key);
             }
         }
@@ -541,7 +542,7 @@ void ExecutorCore::setPaused(bool value)
         return;
     const auto keep = shared_from_this(); // a slot may delete the executor
     paused = value;
-    m_throttled = paused || m_rate.limit() > 0;
+    m_throttled = paused || m_rateLimiter->isActive();
     post(PausedChanged, paused);
     if (!paused)
         dispatch();
@@ -550,11 +551,11 @@ void ExecutorCore::setPaused(bool value)
 
 void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
 {
-    const int oldLimit = m_rate.limit();
-    const auto oldWindow = m_rate.window();
-    m_rate.setLimit(starts, window); // throws for bad values, changing nothing
-    m_throttled = paused || m_rate.limit() > 0;
-    if (m_rate.limit() == oldLimit && (starts == 0 || m_rate.window() == oldWindow))
+    const int oldLimit = m_localRate.limit();
+    const auto oldWindow = m_localRate.window();
+    m_localRate.setLimit(starts, window); // throws for bad values, changing nothing
+    m_throttled = paused || m_rateLimiter->isActive();
+    if (m_localRate.limit() == oldLimit && (starts == 0 || m_localRate.window() == oldWindow))
         return; // the same limit: nothing to tell, nothing to wake
     m_rateActive = true; // flush() brings rateLimited up to date
     const auto keep = shared_from_this(); // a slot may delete the executor
@@ -567,7 +568,7 @@ void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
 
 void ExecutorCore::setKeyLimit(const QString& key, int limit)
 {
-    m_keyGate.setLimit(key, limit);
+    m_localKeys.setLimit(key, limit);
     const auto keep = shared_from_this(); // a slot may delete the executor
     refill(key);
     dispatch();
@@ -576,9 +577,9 @@ void ExecutorCore::setKeyLimit(const QString& key, int limit)
 
 void ExecutorCore::setMaxPerKey(int limit)
 {
-    if (limit == m_keyGate.defaultLimit())
-        return m_keyGate.setDefaultLimit(limit); // checked all the same
-    m_keyGate.setDefaultLimit(limit);
+    if (limit == m_localKeys.defaultLimit())
+        return m_localKeys.setDefaultLimit(limit); // checked all the same
+    m_localKeys.setDefaultLimit(limit);
     const auto keep = shared_from_this(); // a slot may delete the executor
     refillAll();
     post(MaxPerKeyChanged, limit);
@@ -619,7 +620,7 @@ void ExecutorCore::setClock(std::shared_ptr<Clock> clock)
     m_clock = std::move(clock);
     m_rateAlarm.reset();
     m_timeouts.resetAlarm();
-    m_rate.forget(); // starts of another clock mean nothing on this one
+    m_rateLimiter->forget(); // starts of another clock mean nothing on this one
 }
 
 } // namespace TaskPool::detail

@@ -105,10 +105,10 @@ public:
 
     bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
     bool hasQueued() const { return pending > 0; }
-    int keyLimit(const QString& key) const { return m_keyGate.limit(key); }
-    int maxPerKey() const { return m_keyGate.defaultLimit(); }
-    int rateLimit() const { return m_rate.limit(); }
-    std::chrono::milliseconds rateWindow() const { return m_rate.window(); }
+    int keyLimit(const QString& key) const { return m_localKeys.limit(key); }
+    int maxPerKey() const { return m_localKeys.defaultLimit(); }
+    int rateLimit() const { return m_localRate.limit(); }
+    std::chrono::milliseconds rateWindow() const { return m_localRate.window(); }
     QString workerName(int index) const { return prefix + u'_' + QString::number(index); }
     //! For the QML module: whether task \a taskId still waits to start (submitted or queued).
     bool isWaiting(quint64 taskId);
@@ -268,8 +268,12 @@ private:
     std::shared_ptr<Clock> m_clock;
     PriorityQueue m_queue;
     std::map<QString, KeyState> m_keys; // keys with queued or held tasks
-    LocalKeyGate m_keyGate;
-    LocalRateWindow m_rate;
+    // The limits of this executor; the core asks them only through their interfaces, so that a
+    // gate or limiter shared with other processes can take their place.
+    LocalKeyGate m_localKeys;
+    LocalRateWindow m_localRate;
+    KeyGate* m_keyGate = &m_localKeys;
+    RateLimiter* m_rateLimiter = &m_localRate;
     std::unique_ptr<Clock::Alarm> m_rateAlarm;
     TimeoutSet m_timeouts;
     std::vector<CountWaiter*> m_countWaiters;

@@ -23,8 +23,14 @@ public:
         Clock::TimePoint retryAt; // when refused: the earliest time a start may be granted
     };
     virtual ~RateLimiter() = default;
+    //! Whether it limits at all: the executor asks it nothing otherwise.
+    virtual bool isActive() const = 0;
     //! Grants and records one start at \a now, or says when to ask again.
     virtual Admission tryAcquire(Clock::TimePoint now) = 0;
+    //! Whether a start at \a now would be refused (for the executor's rateLimited property).
+    virtual bool isFull(Clock::TimePoint now) = 0;
+    //! Forgets what it recorded (the executor's clock changed).
+    virtual void forget() = 0;
 };
 
 //! At most limit() starts within any window() of time (a sliding window of start times).
@@ -53,14 +59,13 @@ public:
             m_window = std::min(window, century);
     }
 
-    //! Whether the window holds back a start at \a now.
-    bool isFull(Clock::TimePoint now)
+    bool isActive() const override { return m_limit > 0; }
+    bool isFull(Clock::TimePoint now) override
     {
         forgetBefore(now);
         return std::ptrdiff_t(m_starts.size()) >= m_limit;
     }
-    //! Forgets every recorded start (the clock changed).
-    void forget() { m_starts.clear(); }
+    void forget() override { m_starts.clear(); }
 
     Admission tryAcquire(Clock::TimePoint now) override
     {
