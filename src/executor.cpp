@@ -304,9 +304,12 @@ void TaskPoolExecutor::enqueue(detail::Job* job)
         d->enqueue(job);
         return;
     }
+    // Its executor, for a cancel in the executor's thread before the hand-over is taken in.
+    job->core = d.get();
     try {
         d->enqueueRemote(job);
     } catch (...) {
+        job->core = nullptr;
         detail::ExecutorCore::releaseControls(job); // shut down meanwhile: never queued
         throw;
     }

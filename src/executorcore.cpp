@@ -45,7 +45,7 @@ void ExecutorCore::enqueue(Job* job)
     job->ref(); // the executor's reference, until the job ends or is dropped
     // Work handed over from other threads before this submit() was called goes first.
     if (m_remotePending.load(std::memory_order_relaxed) > 0)
-        takeIncoming();
+        acceptIncoming();
     accept(job);
     wakeOrSpawn();
     countsChanged();
@@ -59,8 +59,6 @@ void ExecutorCore::accept(Job* job)
     m_queue.push(job);
     ++pending;
     m_busy = true;
-    if (job->control && !job->control->key.isEmpty())
-        ++m_keys[job->control->key].queued;
 }
 
 void ExecutorCore::enqueueRemote(Job* job)
@@ -80,12 +78,24 @@ void ExecutorCore::enqueueRemote(Job* job)
 
 void ExecutorCore::takeIncoming()
 {
+    if (acceptIncoming())
+        flush();
+}
+
+bool ExecutorCore::acceptIncoming()
+{
     std::vector<Job*> jobs;
     {
         std::lock_guard lock(m_incomingMutex);
         jobs.swap(m_incoming);
         m_incomingPosted = false;
     }
+    acceptAll(jobs);
+    return !jobs.empty();
+}
+
+void ExecutorCore::acceptAll(const std::vector<Job*>& jobs)
+{
     if (jobs.empty())
         return;
     for (Job* job : jobs) {
@@ -94,7 +104,6 @@ void ExecutorCore::takeIncoming()
     }
     m_remotePending.fetch_sub(int(jobs.size()), std::memory_order_release);
     countsChanged(); // the count is the same; its signal is due now
-    flush();
 }
 
 bool ExecutorCore::isWaiting(quint64 taskId)
@@ -119,14 +128,19 @@ Job* ExecutorCore::nextStartableSlow(Job* job)
         if (!job->control || job->control->key.isEmpty())
             return job;
         const QString& key = job->control->key;
-        if (m_keyGate->room(key) > 0)
+        const auto it = m_keys.find(key);
+        const bool held = it != m_keys.end() && !it->second.held.empty();
+        if (m_keyGate->room(key) > 0 && (!held || JobQueue::ranksBefore(job, it->second.held.head)))
             return job;
-        // Its key is full: held aside, so that it holds back no other key's work.
-        KeyState& state = m_keys[key];
+        KeyState& state = it != m_keys.end() ? it->second : m_keys[key];
+        // Its key is full, or tasks of its key that come first are held: it waits with them, set
+        // aside so that it holds back no other key's work.
         m_queue.remove(job);
-        --state.queued;
-        state.held.link(job);
+        if (job->phase == Phase::Released)
+            --state.released; // the key's room shrank since
+        state.held.linkByRank(job);
         job->phase = Phase::Held;
+        refill(key); // the first held ones go back when the key has room for them
     }
     return nullptr;
 }
@@ -138,13 +152,12 @@ void ExecutorCore::dequeueSlow(Job* job)
         job->queue->unlink(job);
     else
         m_queue.remove(job);
-    if (!job->control || job->control->key.isEmpty())
-        return;
-    const QString& key = job->control->key;
-    const auto it = m_keys.find(key);
     if (job->phase == Phase::Queued)
-        --it->second.queued;
-    if (it->second.queued == 0 && it->second.held.empty())
+        return; // a key's entry counts only its held and released tasks
+    const auto it = m_keys.find(job->control->key);
+    if (job->phase == Phase::Released)
+        --it->second.released;
+    if (it->second.released == 0 && it->second.held.empty())
         m_keys.erase(it);
 }
 
@@ -154,15 +167,19 @@ void ExecutorCore::refill(const QString& key)
     if (it == m_keys.end())
         return;
     KeyState& state = it->second;
-    // Exactly as many back as may start: a job that leaves the queue without starting (a
-    // cancel, a drop) gives its place to the next one through dequeue() and refill() again.
-    while (!state.held.empty() && m_keyGate->room(key) > state.queued) {
+    // The best held tasks go back, as many as the key has room for beyond those already back: one
+    // that leaves the queue without starting (a cancel, a drop) gives its place to the next one
+    // through dequeue() and refill() again. Tasks of the key never held are not counted: they
+    // wait behind the held ones when they reach the head of the queue.
+    while (!state.held.empty() && m_keyGate->room(key) > state.released) {
         Job* job = state.held.head;
         state.held.unlink(job);
-        job->phase = Phase::Queued;
+        job->phase = Phase::Released;
         m_queue.pushInOrder(job);
-        ++state.queued;
+        ++state.released;
     }
+    if (state.released == 0 && state.held.empty())
+        m_keys.erase(it);
 }
 
 void ExecutorCore::refillAll()
@@ -204,6 +221,11 @@ void ExecutorCore::updateRateLimited()
 
 Job* ExecutorCore::take(Worker& worker)
 {
+    // What other threads handed over competes by priority and submission order with the rest.
+    // The worker then gives the event loop a turn after this task: submitters in other threads
+    // that keep up must not keep the executor's thread from its other events.
+    if (m_remotePending.load(std::memory_order_relaxed) > 0 && acceptIncoming())
+        worker.yieldDue = true;
     while (worker.index < maxWorkers && active < maxWorkers) {
         Job* job = nextStartable();
         if (!job)
@@ -214,6 +236,7 @@ Job* ExecutorCore::take(Worker& worker)
                 refill(job->control->key);
             drop(job);
             countsChanged();
+            checkIdle();
             continue;
         }
         if (m_throttled && (paused || (m_rateLimiter->isActive() && !admitRate())))
@@ -416,7 +439,7 @@ void ExecutorCore::spawn()
         ++index;
     if (index == m_workers.size())
         m_workers.push_back(nullptr);
-    auto* worker = new Worker { int(index), {}, nullptr, std::nullopt, {} };
+    auto* worker = new Worker { int(index), {}, nullptr, std::nullopt, {}, false };
     m_workers[index] = worker;
     m_firstFree = index + 1;
     ++workerCount;
@@ -443,9 +466,12 @@ void ExecutorCore::releaseIdleWorkers()
 void ExecutorCore::jobCancelled(Job* job)
 {
     const auto keep = shared_from_this(); // a slot may delete the executor
+    if (job->phase == Phase::Submitted)
+        acceptIncoming(); // handed over from another thread and not taken in yet: now it is
     switch (job->phase) {
     case Phase::Queued:
     case Phase::Held:
+    case Phase::Released:
         dequeue(job);
         if (const QString key = job->control ? job->control->key : QString(); !key.isEmpty())
             refill(key);
@@ -491,7 +517,7 @@ int ExecutorCore::clear()
 {
     const auto keep = shared_from_this(); // a slot may delete the executor
     if (m_remotePending.load(std::memory_order_relaxed) > 0)
-        takeIncoming(); // submitted before clear() was called: cleared too
+        acceptIncoming(); // submitted before clear() was called: cleared too
     const int cleared = dropQueued();
     releaseIdleWorkers();
     flush();
@@ -509,13 +535,7 @@ void ExecutorCore::beginShutdown(bool cancelFutures)
         jobs.swap(m_incoming);
         m_incomingPosted = false;
     }
-    for (Job* job : jobs) {
-        accept(job);
-        wakeOrSpawn();
-    }
-    m_remotePending.fetch_sub(int(jobs.size()), std::memory_order_release);
-    if (!jobs.empty())
-        countsChanged();
+    acceptAll(jobs);
     if (first)
         post(IsShutdownChanged, 1);
     if (cancelFutures) {

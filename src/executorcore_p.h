@@ -73,6 +73,7 @@ public:
         Job* job = nullptr; // the running task, when it was armed (it has a control or a timeout)
         std::optional<TimeoutSet::Entry> deadline; // its timeout, while armed
         std::chrono::milliseconds timeout {}; // the armed timeout, for the TimeoutError's message
+        bool yieldDue = false; // it took in other threads' work: the event loop gets a turn next
     };
 
     ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
@@ -81,6 +82,7 @@ public:
     void enqueue(Job* job);
     void enqueueRemote(Job* job);
     void takeIncoming();
+    bool acceptIncoming(); // what other threads handed over, queued now; true if anything
     int pendingCount() const { return pending + m_remotePending.load(std::memory_order_acquire); }
 
     // A worker's life: take a job (counted running before anything is reported), run it, end it.
@@ -184,8 +186,8 @@ private:
         JobRef job {}; // the task whose start is reported
     };
     struct KeyState {
-        JobQueue held; // queued tasks of the key held back while it is full, in the order met
-        int queued = 0; // tasks of the key in the priority queue
+        JobQueue held; // tasks of the key held back, in start order (priority, then submission)
+        int released = 0; // held tasks put back in the queue, each with a place of the key kept
     };
 
     //! Posts a signal, if anybody listens: the common case costs one load and a test.
@@ -203,6 +205,7 @@ private:
     void emitReport(const Report& report);
 
     void accept(Job* job);
+    void acceptAll(const std::vector<Job*>& jobs);
     //! The first queued job that may start (its key has room); holds back jobs of full keys.
     Job* nextStartable()
     {
@@ -267,7 +270,7 @@ private:
 
     std::shared_ptr<Clock> m_clock;
     PriorityQueue m_queue;
-    std::map<QString, KeyState> m_keys; // keys with queued or held tasks
+    std::map<QString, KeyState> m_keys; // keys with held or released tasks
     // The limits of this executor; the core asks them only through their interfaces, so that a
     // gate or limiter shared with other processes can take their place.
     LocalKeyGate m_localKeys;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <optional>
 #include <stdexcept>
 
 namespace TaskPool::detail {
@@ -35,8 +36,10 @@ public:
 
 //! At most limit() starts within any window() of time (a sliding window of start times).
 /*!
- * Starts are forgotten when they leave the window, never when the limit changes: lowering the
- * limit and raising it again within one window cannot let more than the higher limit start in it.
+ * A start is refused while the limit()-th most recent start is within the window, so only the
+ * most recent starts matter: as many as the highest limit set so far are kept, whatever their
+ * age. Changing the limit or the window therefore never forgets a start that counts: lowering the
+ * limit and raising it again, or widening the window, lets no extra start through.
  */
 class LocalRateWindow final : public RateLimiter {
 public:
@@ -55,40 +58,40 @@ public:
         if (starts > 0 && window <= std::chrono::milliseconds(0))
             throw std::invalid_argument("the rate window must be longer than 0 ms");
         m_limit = starts;
+        m_kept = std::max(m_kept, std::size_t(starts));
         if (starts > 0)
             m_window = std::min(window, century);
     }
 
     bool isActive() const override { return m_limit > 0; }
-    bool isFull(Clock::TimePoint now) override
-    {
-        forgetBefore(now);
-        return std::ptrdiff_t(m_starts.size()) >= m_limit;
-    }
+    bool isFull(Clock::TimePoint now) override { return bool(heldUntil(now)); }
     void forget() override { m_starts.clear(); }
 
     Admission tryAcquire(Clock::TimePoint now) override
     {
-        forgetBefore(now);
-        const auto recent = std::ptrdiff_t(m_starts.size());
-        if (recent < m_limit) {
-            m_starts.push_back(now);
-            return { true, now };
-        }
-        // Held until enough of the recent starts leave the window for one more to fit.
-        return { false, m_starts[std::size_t(recent - m_limit)] + m_window };
+        if (const auto until = heldUntil(now))
+            return { false, *until };
+        m_starts.push_back(now);
+        if (m_starts.size() > m_kept)
+            m_starts.pop_front();
+        return { true, now };
     }
 
 private:
-    void forgetBefore(Clock::TimePoint now)
+    //! When the limit()-th most recent start leaves the window, if it is within it at \a now.
+    std::optional<Clock::TimePoint> heldUntil(Clock::TimePoint now) const
     {
-        while (!m_starts.empty() && now - m_starts.front() >= m_window)
-            m_starts.pop_front();
+        const std::size_t limit = std::size_t(m_limit);
+        if (limit == 0 || m_starts.size() < limit)
+            return std::nullopt;
+        const Clock::TimePoint leaves = m_starts[m_starts.size() - limit] + m_window;
+        return leaves > now ? std::optional(leaves) : std::nullopt;
     }
 
     int m_limit = 0;
     std::chrono::milliseconds m_window { 1000 };
-    std::deque<Clock::TimePoint> m_starts; // within the window, oldest first
+    std::size_t m_kept = 0; // the highest limit so far
+    std::deque<Clock::TimePoint> m_starts; // the most recent starts, oldest first
 };
 
 } // namespace TaskPool::detail

@@ -23,6 +23,20 @@ struct JobQueue {
         (job->prev ? job->prev->next : head) = job;
         (before ? before->prev : tail) = job;
     }
+    //! Whether \a a starts before \a b: higher priority first, then earlier submission.
+    static bool ranksBefore(const Job* a, const Job* b)
+    {
+        return a->priority > b->priority || (a->priority == b->priority && a->id < b->id);
+    }
+    //! Links \a job in start order (the queue is in that order); looked for from the tail, where a
+    //! job of the most common priority goes.
+    void linkByRank(Job* job)
+    {
+        Job* after = tail;
+        while (after && ranksBefore(job, after))
+            after = after->prev;
+        link(job, after ? after->next : head);
+    }
     //! Links \a job before the first job submitted after it.
     void linkInOrder(Job* job)
     {

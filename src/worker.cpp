@@ -95,7 +95,9 @@ namespace {
             // The task's coroutine resumed this worker from wherever it ended: inside a
             // QNetworkReply::finished emission, a timer's slot... The next task starts from the
             // event loop instead, never inside another task's last resumption.
-            if (resumedByTask && core->hasQueued())
+            if (std::exchange(worker->yieldDue, false))
+                co_await Yield {}; // it took in other threads' work: after the events posted
+            else if (resumedByTask && core->hasQueued())
                 co_await FlatStack {};
         }
         qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);

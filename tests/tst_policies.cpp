@@ -105,6 +105,26 @@ private Q_SLOTS:
     }
 
     // ---- LocalKeyGate ----
+    void heldListKeepsStartOrder()
+    {
+        Jobs jobs;
+        detail::JobQueue held;
+        const int priorities[] = { 0, 0, 5, -1, 5, 0 };
+        for (int priority : priorities)
+            held.linkByRank(make(jobs, priority));
+        std::vector<quint64> order;
+        for (detail::Job* job = held.head; job; job = job->next)
+            order.push_back(job->id);
+        const std::vector<quint64> expected { jobs[2]->id, jobs[4]->id, jobs[0]->id,
+                                              jobs[1]->id, jobs[5]->id, jobs[3]->id };
+        QCOMPARE(order, expected);
+        QVERIFY(detail::JobQueue::ranksBefore(jobs[2].get(), jobs[0].get()));
+        QVERIFY(detail::JobQueue::ranksBefore(jobs[0].get(), jobs[1].get()));
+        QVERIFY(!detail::JobQueue::ranksBefore(jobs[3].get(), jobs[5].get()));
+        for (detail::Job* job = held.head; job; job = held.head)
+            held.unlink(job);
+    }
+
     void keyGateCountsPerKey()
     {
         detail::LocalKeyGate gate;
@@ -160,6 +180,22 @@ private Q_SLOTS:
         rate.setLimit(5, 1s);
         QVERIFY(!rate.tryAcquire(t0 + 2ms).granted); // the five starts still count
         QVERIFY(rate.tryAcquire(t0 + 1s).granted);
+    }
+
+    void rateWindowWidenedKeepsTheStartsThatCount()
+    {
+        detail::LocalRateWindow rate;
+        rate.setLimit(2, 10ms);
+        const Clock::TimePoint t0(1h);
+        QVERIFY(rate.tryAcquire(t0).granted);
+        QVERIFY(rate.tryAcquire(t0 + 1ms).granted);
+        QVERIFY(rate.tryAcquire(t0 + 12ms).granted); // t0 has left the 10 ms window
+        rate.setLimit(2, 100ms);
+        const auto refused = rate.tryAcquire(t0 + 13ms);
+        QVERIFY(!refused.granted); // the two most recent starts are within 100 ms
+        QCOMPARE(refused.retryAt, t0 + 101ms);
+        QVERIFY(rate.isFull(t0 + 100ms));
+        QVERIFY(!rate.isFull(t0 + 101ms));
     }
 
     void rateWindowRefusesBadLimitsAndCapsHugeWindows()

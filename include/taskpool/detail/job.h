@@ -56,9 +56,10 @@ private:
 enum class Outcome : quint8 { Succeeded, Failed, Cancelled };
 
 //! Where a job is in its executor's life (see docs/task-life.md): submitted (handed over from
-//! another thread, not yet taken in), queued, held back by its key, running (its worker's from
-//! the moment it is taken: the start is reported only once the state is whole), ended.
-enum class Phase : quint8 { Submitted, Queued, Held, Running, Ended };
+//! another thread, not yet taken in), queued, held back by its key, released (queued again, with a
+//! place of its key kept for it), running (its worker's from the moment it is taken: the start is
+//! reported only once the state is whole), ended.
+enum class Phase : quint8 { Submitted, Queued, Held, Released, Running, Ended };
 
 //! One unit of work of an executor, type-erased, intrusively reference-counted.
 /*!
