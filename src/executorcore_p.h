@@ -257,7 +257,7 @@ private:
             notifyCountWaiters();
         if (m_busy && active == 0 && pendingCount() == 0) {
             m_busy = false;
-            post(Idle);
+            post(Idle, ++m_idleCount);
         }
     }
     TASKPOOL_HOT void countsChanged()
@@ -286,7 +286,9 @@ private:
     bool m_busy = false;
     std::vector<Report> m_outbox;
     std::size_t m_outHead = 0; // m_outbox[m_outHead..] is still to emit
-    int m_flushDepth = 0; // flushes on the stack (a slot's transitions flush too)
+    bool m_flushing = false; // a flush is emitting
+    int m_flushLevel = 0; // the event-loop level it emits in
+    int m_idleCount = 0; // times it became idle: only the latest idle() report is emitted
     bool m_idleDue = false; // idle() posted inside a nested flush, left to the outermost
     bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
     bool m_throttled = false; // paused, or a rate limit is set: take() looks at either only then

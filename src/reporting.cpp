@@ -17,32 +17,50 @@ void ExecutorCore::flushSlow()
         updateRateLimited();
     if (m_outHead == m_outbox.size() && !m_idleDue)
         return;
+    // A slot's own transitions, flushed while a report is being emitted in the same event loop,
+    // leave their reports to the flush already emitting: every slot of one report returns before
+    // the next report is emitted, so each listener gets the signals in the order of the
+    // transitions. Inside an event loop that a slot runs, reports go on (the outer flush waits for
+    // the loop to end): there a listener connected after the looping slot may get later reports
+    // before that slot's own.
+    const int level = thread->loopLevel();
+    if (m_flushing && level <= m_flushLevel)
+        return;
     const auto keep = shared_from_this(); // a slot may delete the executor
-    struct Depth {
-        int& depth;
-        explicit Depth(int& depth) : depth(++depth) { }
-        ~Depth() { --depth; }
-    } depth(m_flushDepth);
-    // One report at a time, taken before it is emitted: a slot's own flush (or a nested event
-    // loop's) goes on with the next one, so every report is emitted once and in order.
+    struct Scope {
+        ExecutorCore& core;
+        const bool outer = !core.m_flushing;
+        const int level = core.m_flushLevel;
+        Scope(ExecutorCore& core, int level) : core(core)
+        {
+            core.m_flushing = true;
+            core.m_flushLevel = level;
+        }
+        ~Scope()
+        {
+            core.m_flushing = !outer;
+            core.m_flushLevel = level;
+        }
+    } scope(*this, level);
     for (;;) {
+        // One report at a time, taken before it is emitted (a slot may throw: the rest stay for
+        // the next flush).
         while (m_outHead < m_outbox.size()) {
             const Report report = std::move(m_outbox[m_outHead++]);
             if (m_outHead == m_outbox.size()) {
                 m_outbox.clear();
                 m_outHead = 0;
             }
-            if (report.signal == Idle && m_flushDepth > 1)
+            if (report.signal == Idle && !scope.outer)
                 m_idleDue = true; // see below
             else
                 emitReport(report);
         }
-        // idle() waits for the outermost flush: every slot of every report before it has
-        // returned (QML's TaskFutures settle in taskFinished's), even when one of them
-        // settled more work.
-        if (m_flushDepth > 1 || !std::exchange(m_idleDue, false))
+        // idle() waits for the outermost flush, also past a nested event loop: every slot of every
+        // report before it has returned (QML's TaskFutures settle in taskFinished's).
+        if (!scope.outer || !std::exchange(m_idleDue, false))
             return;
-        emitReport({ Idle });
+        emitReport({ Idle, m_idleCount });
     }
 }
 
@@ -70,7 +88,9 @@ void ExecutorCore::emitReport(const Report& r)
             Q_EMIT q->taskCanceled(r.taskId);
         return;
     case Idle:
-        if (!m_busy) // unless a slot of an earlier report gave it work again
+        // Unless a slot of an earlier report gave it work again (it then reports the idle that
+        // follows, if any).
+        if (!m_busy && r.value == m_idleCount)
             Q_EMIT q->idle();
         return;
     case WorkerCountChanged:
