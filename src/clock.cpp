@@ -121,7 +121,8 @@ void ManualClock::advance(std::chrono::nanoseconds by)
     if (by.count() < 0)
         throw std::invalid_argument("ManualClock::advance(): time does not go back");
     const auto state = m_state; // an alarm's function may destroy this clock
-    const TimePoint target = state->now + by;
+    // Saturated: time never wraps around.
+    const TimePoint target = by >= TimePoint::max() - state->now ? TimePoint::max() : state->now + by;
     while (!state->due.empty() && state->due.begin()->first <= target) {
         const auto first = state->due.begin();
         state->now = std::max(state->now, first->first);
@@ -131,7 +132,7 @@ void ManualClock::advance(std::chrono::nanoseconds by)
         const auto fire = alarm->fire; // it may start, stop or destroy alarms, this one included
         fire();
     }
-    state->now = target;
+    state->now = std::max(state->now, target); // an alarm's function may have advanced it further
 }
 
 std::optional<Clock::TimePoint> ManualClock::nextAlarm() const

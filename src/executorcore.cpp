@@ -56,6 +56,7 @@ void ExecutorCore::accept(Job* job)
 {
     job->core = this;
     job->phase = Phase::Queued;
+    job->arrival = ++m_arrivals;
     m_queue.push(job);
     ++pending;
     m_busy = true;
@@ -383,8 +384,7 @@ void ExecutorCore::end(Worker& worker, Job* job)
     // A worker that found the lowered bound full parked with work queued: hand it the freed slot.
     if (hasQueued() && active < maxWorkers && !m_idle.empty())
         wakeOrSpawn();
-    checkIdle();
-    flush();
+    checkIdle(); // reported by the worker, once it has taken its next task or parked
 }
 
 void ExecutorCore::drop(Job* job)

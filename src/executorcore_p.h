@@ -284,6 +284,7 @@ private:
     std::size_t m_firstFree = 0; // no free index below it
     std::vector<Worker*> m_idle;
     bool m_busy = false;
+    quint32 m_arrivals = 0; // jobs taken in so far (Job::arrival)
     std::vector<Report> m_outbox;
     std::size_t m_outHead = 0; // m_outbox[m_outHead..] is still to emit
     bool m_flushing = false; // a flush is emitting

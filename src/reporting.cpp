@@ -3,6 +3,7 @@
 // whole (docs/task-life.md), and the listener counts that make unheard signals free.
 #include "executorcore_p.h"
 
+#include <QAbstractEventDispatcher>
 #include <QMetaMethod>
 
 #include <algorithm>
@@ -51,10 +52,20 @@ void ExecutorCore::flushSlow()
                 m_outbox.clear();
                 m_outHead = 0;
             }
-            if (report.signal == Idle && !scope.outer)
+            if (report.signal == Idle && !scope.outer) {
                 m_idleDue = true; // see below
-            else
+                continue;
+            }
+            try {
                 emitReport(report);
+            } catch (...) {
+                // A slot threw (Qt forbids it; the exception reaches whoever caused the report):
+                // what was posted after it is emitted from the event loop, not lost.
+                QMetaObject::invokeMethod(
+                    QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->flush(); },
+                    Qt::QueuedConnection);
+                throw;
+            }
         }
         // idle() waits for the outermost flush, also past a nested event loop: every slot of every
         // report before it has returned (QML's TaskFutures settle in taskFinished's).
@@ -90,7 +101,7 @@ void ExecutorCore::emitReport(const Report& r)
     case Idle:
         // Unless a slot of an earlier report gave it work again (it then reports the idle that
         // follows, if any).
-        if (!m_busy && r.value == m_idleCount)
+        if (!m_busy && r.value == m_idleCount && active == 0 && pendingCount() == 0)
             Q_EMIT q->idle();
         return;
     case WorkerCountChanged:

@@ -23,10 +23,12 @@ struct JobQueue {
         (job->prev ? job->prev->next : head) = job;
         (before ? before->prev : tail) = job;
     }
+    //! Whether \a a arrived before \a b (the arrival counter wraps: live jobs span far less).
+    static bool arrivedBefore(const Job* a, const Job* b) { return qint32(a->arrival - b->arrival) < 0; }
     //! Whether \a a starts before \a b: higher priority first, then earlier submission.
     static bool ranksBefore(const Job* a, const Job* b)
     {
-        return a->priority > b->priority || (a->priority == b->priority && a->id < b->id);
+        return a->priority > b->priority || (a->priority == b->priority && arrivedBefore(a, b));
     }
     //! Links \a job in start order (the queue is in that order); looked for from the tail, where a
     //! job of the most common priority goes.
@@ -37,11 +39,11 @@ struct JobQueue {
             after = after->prev;
         link(job, after ? after->next : head);
     }
-    //! Links \a job before the first job submitted after it.
+    //! Links \a job before the first job that arrived after it.
     void linkInOrder(Job* job)
     {
         Job* before = head;
-        while (before && before->id < job->id)
+        while (before && arrivedBefore(before, job))
             before = before->next;
         link(job, before);
     }
@@ -57,8 +59,9 @@ struct JobQueue {
 //! The queued jobs by priority: higher first, in submission order within a priority.
 /*!
  * Priority 0, the common case, is a list of its own (no map look-up); every other priority has a
- * list in a map while it has jobs. A job's submission order is its id, taken when submit() is
- * called; a job that comes back (released by its key) goes back to its place.
+ * list in a map while it has jobs. A job's submission order is its arrival (Job::arrival), the
+ * order in which submit() returned; a job that comes back (released by its key) goes back to its
+ * place.
  */
 class PriorityQueue {
 public:

@@ -70,10 +70,19 @@ namespace {
         }
     };
 
-    //! Comes back from the ready queue: the worker leaves the stack of whatever ended its task.
-    struct FlatStack {
+    //! Comes back from the event loop: the ready queue, or a later turn. What the worker's last
+    //! transitions posted is reported once it is suspended, so that a slot's nested event loop may
+    //! resume it.
+    struct Pause {
+        ExecutorCore& core;
+        bool later;
         bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<> handle) const { resumeLater(handle); }
+        void await_suspend(std::coroutine_handle<> handle) const
+        {
+            ExecutorCore& owner = core; // this frame may be resumed, and end, inside the flush
+            later ? yieldLater(handle) : resumeLater(handle);
+            owner.flush();
+        }
         void await_resume() const noexcept { }
     };
 
@@ -91,14 +100,17 @@ namespace {
             }
             core->flush(); // the start, reported: a slot may cancel the task, which then never runs
             const bool resumedByTask = co_await RunJob { *core, worker->index, job };
+            // Its reports are emitted once this worker has taken its next task or parked: a slot
+            // that submits and runs a nested event loop then finds a worker for its task.
             core->end(*worker, job);
-            // The task's coroutine resumed this worker from wherever it ended: inside a
-            // QNetworkReply::finished emission, a timer's slot... The next task starts from the
-            // event loop instead, never inside another task's last resumption.
-            if (std::exchange(worker->yieldDue, false))
-                co_await Yield {}; // it took in other threads' work: after the events posted
-            else if (resumedByTask && core->hasQueued())
-                co_await FlatStack {};
+            if (std::exchange(worker->yieldDue, false)) {
+                co_await Pause { *core, true }; // it took in other threads' work: the loop turns
+            } else if (resumedByTask && core->hasQueued()) {
+                // The task's coroutine resumed this worker from wherever it ended: inside a
+                // QNetworkReply::finished emission, a timer's slot... The next task starts from
+                // the event loop instead, never inside another task's last resumption.
+                co_await Pause { *core, false };
+            }
         }
         qCDebug(lcTaskPool) << "worker left:" << core->workerName(worker->index);
         core->leave(worker);

@@ -33,7 +33,9 @@ protected:
 using Jobs = std::vector<detail::JobRef>;
 detail::Job* make(Jobs& jobs, int priority = 0)
 {
+    static quint32 arrivals = std::numeric_limits<quint32>::max() - 3; // wraps around, as it may
     jobs.emplace_back(new QueuedJob(priority));
+    jobs.back()->arrival = ++arrivals;
     return jobs.back().get();
 }
 

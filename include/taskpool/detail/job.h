@@ -125,6 +125,9 @@ public:
     QThread* thread = nullptr; // the executor's thread; set once, before the job is published
     JobControl* control = nullptr; // the options beyond the common case; set before publication
     int priority = 0; // set before publication
+    //! Executor bookkeeping: the order in which the executor took the job in (the order in which
+    //! submit() returned), wrapping; compared as a difference.
+    quint32 arrival = 0;
 
     // Executor bookkeeping; touched only in the executor's thread.
     ExecutorCore* core = nullptr;
