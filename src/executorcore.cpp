@@ -252,12 +252,10 @@ Job* ExecutorCore::take(Worker& worker)
             m_keyGate->acquire(job->control->key);
         if (job->control || defaultTimeout)
             arm(worker, job);
-        countsChanged();
-        if (listens(TaskStarted)) {
-            job->ref();
-            post(TaskStarted, job->id, workerName(worker.index), JobRef(job));
-        }
-        post(ActiveCountChanged, active);
+        if (!m_countWaiters.empty())
+            notifyCountWaiters();
+        if (m_listening.load(std::memory_order_relaxed)) // the common case: nobody to tell
+            postStart(worker, job);
         if (shutdown.load(std::memory_order_relaxed))
             releaseIdleWorkers();
         return job;
@@ -265,6 +263,16 @@ Job* ExecutorCore::take(Worker& worker)
     if (shutdown.load(std::memory_order_relaxed))
         releaseIdleWorkers();
     return nullptr;
+}
+
+void ExecutorCore::postStart(const Worker& worker, Job* job)
+{
+    post(PendingCountChanged, pendingCount());
+    if (listens(TaskStarted)) {
+        job->ref();
+        post(TaskStarted, job->id, workerName(worker.index), JobRef(job));
+    }
+    post(ActiveCountChanged, active);
 }
 
 bool ExecutorCore::shouldLeave(const Worker& worker) const

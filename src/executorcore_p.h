@@ -229,6 +229,7 @@ private:
     void refill(const QString& key); // moves held jobs back while the key has room for them
     void refillAll();
     void arm(Worker& worker, Job* job); // stop source, timeout
+    void postStart(const Worker& worker, Job* job); // a start's three reports
     void disarm(Worker& worker);
     bool admitRate();
     void updateRateLimited();
@@ -288,7 +289,7 @@ private:
     std::vector<Report> m_outbox;
     std::size_t m_outHead = 0; // m_outbox[m_outHead..] is still to emit
     bool m_flushing = false; // a flush is emitting
-    int m_flushLevel = 0; // the event-loop level it emits in
+    int m_flushLevel = 0; // how deep in event processing it emits (loop level and ready-queue drains)
     int m_idleCount = 0; // times it became idle: only the latest idle() report is emitted
     bool m_idleDue = false; // idle() posted inside a nested flush, left to the outermost
     bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
@@ -302,6 +303,10 @@ private:
     std::atomic<int> m_remotePending { 0 }; // their number, counted as pending from submit()'s return
     bool m_incomingPosted = false;
 };
+
+//! How many drains of this thread's ready queue are on its stack (src/scheduler.cpp): one more
+//! than a flush saw means a slot is processing events (a worker was resumed inside its loop).
+int drainDepth();
 
 //! Starts the coroutine of \a worker (src/worker.cpp); it yields at once.
 void startWorker(std::shared_ptr<ExecutorCore> core, ExecutorCore::Worker* worker);

@@ -18,13 +18,13 @@ void ExecutorCore::flushSlow()
         updateRateLimited();
     if (m_outHead == m_outbox.size() && !m_idleDue)
         return;
-    // A slot's own transitions, flushed while a report is being emitted in the same event loop,
-    // leave their reports to the flush already emitting: every slot of one report returns before
-    // the next report is emitted, so each listener gets the signals in the order of the
-    // transitions. Inside an event loop that a slot runs, reports go on (the outer flush waits for
-    // the loop to end): there a listener connected after the looping slot may get later reports
-    // before that slot's own.
-    const int level = thread->loopLevel();
+    // A slot's own transitions, flushed while a report is being emitted, leave their reports to
+    // the flush already emitting: every slot of one report returns before the next report is
+    // emitted, so each listener gets the signals in the order of the transitions. Inside event
+    // processing that a slot runs (an event loop, or processEvents() resuming a worker), reports
+    // go on (the outer flush waits for the slot): there a listener connected after that slot may
+    // get later reports before the slot's own, but a task never runs before its taskStarted.
+    const int level = thread->loopLevel() + drainDepth();
     if (m_flushing && level <= m_flushLevel)
         return;
     const auto keep = shared_from_this(); // a slot may delete the executor

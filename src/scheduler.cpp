@@ -138,6 +138,11 @@ void resumeLater(std::coroutine_handle<> handle, QThread* thread)
     queue.ready.push_back(handle);
 }
 
+int drainDepth()
+{
+    return readyQueue.depth;
+}
+
 void yieldLater(std::coroutine_handle<> handle)
 {
     if (readyQueue.depth > 0)

@@ -103,7 +103,8 @@ namespace {
             // Its reports are emitted once this worker has taken its next task or parked: a slot
             // that submits and runs a nested event loop then finds a worker for its task.
             core->end(*worker, job);
-            if (std::exchange(worker->yieldDue, false)) {
+            if (worker->yieldDue) [[unlikely]] {
+                worker->yieldDue = false;
                 co_await Pause { *core, true }; // it took in other threads' work: the loop turns
             } else if (resumedByTask && core->hasQueued()) {
                 // The task's coroutine resumed this worker from wherever it ended: inside a
