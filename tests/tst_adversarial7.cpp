@@ -133,6 +133,7 @@ private Q_SLOTS:
                 std::optional<Future<int>> first;
                 std::optional<Future<int>> second;
                 bool armed = true;
+                bool slotReturned = false;
                 connect(&pool, &TaskPoolExecutor::taskFinished, &context, [&](quint64 id) {
                     if (!armed || !first || id != first->taskId())
                         return;
@@ -144,9 +145,12 @@ private Q_SLOTS:
                     } else {
                         spinEvents(1000, [&] { return second->done(); });
                     }
+                    slotReturned = true;
                 });
                 first.emplace(pool.submit([] { return 1; }));
-                const bool drained = co_await eventually([&] { return second && second->done() && isIdle(pool); });
+                // The body may be resumed inside the slot's spin: it ends only once the slot returned.
+                const bool drained
+                    = co_await eventually([&] { return slotReturned && second && second->done() && isIdle(pool); });
                 CO_VERIFY(drained);
                 co_await turns(5);
                 const quint64 id = second->taskId();
@@ -175,6 +179,7 @@ private Q_SLOTS:
                 std::optional<Future<int>> first;
                 std::optional<Future<int>> second;
                 bool armed = true;
+                bool slotReturned = false;
                 std::atomic<bool> ranUnstopped { false };
                 connect(&pool, &TaskPoolExecutor::taskStarted, &context, [&](quint64 id) {
                     if (second && id == second->taskId())
@@ -190,9 +195,11 @@ private Q_SLOTS:
                         return 2;
                     }));
                     spinEvents(1000, [&] { return second->done(); });
+                    slotReturned = true;
                 });
                 first.emplace(pool.submit([] { return 1; }));
-                const bool drained = co_await eventually([&] { return second && second->done() && isIdle(pool); });
+                const bool drained
+                    = co_await eventually([&] { return slotReturned && second && second->done() && isIdle(pool); });
                 CO_VERIFY(drained);
                 CO_VERIFY2(!ranUnstopped, "the task ran with a live token before its taskStarted was emitted");
             }(),
