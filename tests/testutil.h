@@ -298,4 +298,71 @@ private:
     std::vector<std::unique_ptr<QThread>> m_threads;
 };
 
+//! How long a bounded wait gives what must happen (eventually()).
+constexpr auto patience = 2s;
+
+//! Resumes once \a done holds (true), or after \a limit (false): a bounded wait turns a hang into a
+//! clean failure; what the test asserts is the result, never the time it took.
+template <typename Pred> QCoro::Task<bool> eventually(Pred done, std::chrono::milliseconds limit = patience)
+{
+    QElapsedTimer elapsed;
+    elapsed.start();
+    while (!done()) {
+        if (elapsed.elapsed() >= limit.count())
+            co_return false;
+        co_await TestUtil::sleep(1ms);
+    }
+    co_return true;
+}
+
+//! Nothing queued, nothing running.
+inline bool isIdle(const TaskPool::TaskPoolExecutor& pool)
+{
+    return pool.pendingCount() == 0 && pool.activeCount() == 0;
+}
+
+//! Occupies a worker of \a pool until \a gate opens; returns once that task runs.
+inline QCoro::Task<TaskPool::Future<int>> occupy(TaskPool::TaskPoolExecutor& pool, Gate* gate)
+{
+    const int before = pool.activeCount();
+    auto blocker = pool.submit(waitFor, gate);
+    co_await until([&] { return pool.activeCount() > before; });
+    co_return blocker;
+}
+
+//! The lifecycle signals of an executor as one listener sees them, in order.
+struct SignalLog {
+    enum Kind { Started, Finished, Failed, Cancelled, Idle };
+    std::vector<std::pair<Kind, quint64>> events;
+
+    void connect(TaskPool::TaskPoolExecutor& pool, QObject* context = nullptr)
+    {
+        using TaskPool::TaskPoolExecutor;
+        QObject* receiver = context ? context : &pool;
+        QObject::connect(&pool, &TaskPoolExecutor::taskStarted, receiver,
+                         [this](quint64 id) { events.emplace_back(Started, id); });
+        QObject::connect(&pool, &TaskPoolExecutor::taskFinished, receiver,
+                         [this](quint64 id) { events.emplace_back(Finished, id); });
+        QObject::connect(&pool, &TaskPoolExecutor::taskFailed, receiver,
+                         [this](quint64 id) { events.emplace_back(Failed, id); });
+        QObject::connect(&pool, &TaskPoolExecutor::taskCancelled, receiver,
+                         [this](quint64 id) { events.emplace_back(Cancelled, id); });
+        QObject::connect(&pool, &TaskPoolExecutor::idle, receiver, [this] { events.emplace_back(Idle, 0); });
+    }
+    //! The position of the first \a kind signal for \a id; -1 when none.
+    int first(Kind kind, quint64 id) const
+    {
+        const auto it = std::find(events.begin(), events.end(), std::pair { kind, id });
+        return it == events.end() ? -1 : int(it - events.begin());
+    }
+    int count(Kind kind, quint64 id) const
+    {
+        return int(std::count(events.begin(), events.end(), std::pair { kind, id }));
+    }
+    int count(Kind kind) const
+    {
+        return int(std::count_if(events.begin(), events.end(), [kind](const auto& e) { return e.first == kind; }));
+    }
+};
+
 } // namespace TestUtil

@@ -47,33 +47,6 @@ using TaskPool::TaskPoolExecutor;
 namespace {
 
 constexpr auto watchdog = 8s;
-constexpr auto patience = 2s;
-
-template <typename Pred> QCoro::Task<bool> eventually(Pred done, std::chrono::milliseconds limit = patience)
-{
-    QElapsedTimer elapsed;
-    elapsed.start();
-    while (!done()) {
-        if (elapsed.elapsed() >= limit.count())
-            co_return false;
-        co_await TestUtil::sleep(1ms);
-    }
-    co_return true;
-}
-
-bool isIdle(const TaskPoolExecutor& pool)
-{
-    return pool.pendingCount() == 0 && pool.activeCount() == 0;
-}
-
-//! Occupies a worker of \a pool until \a gate opens; returns once that task runs.
-QCoro::Task<Future<int>> occupy(TaskPoolExecutor& pool, Gate* gate)
-{
-    const int before = pool.activeCount();
-    auto blocker = pool.submit(waitFor, gate);
-    co_await until([&] { return pool.activeCount() > before; });
-    co_return blocker;
-}
 
 //! Runs a nested event loop for at most \a ms, or until \a done holds (polled every millisecond).
 template <typename Pred> void nestedLoop(int ms, Pred done)
@@ -88,30 +61,6 @@ template <typename Pred> void nestedLoop(int ms, Pred done)
     QTimer::singleShot(ms, &loop, &QEventLoop::quit);
     loop.exec();
 }
-
-//! The lifecycle signals as one listener sees them.
-struct SignalLog {
-    enum Kind { Started, Finished, Failed, Cancelled, Idle };
-    std::vector<std::pair<Kind, quint64>> events;
-
-    void connect(TaskPoolExecutor& pool, QObject* context)
-    {
-        QObject::connect(&pool, &TaskPoolExecutor::taskStarted, context,
-                         [this](quint64 id) { events.emplace_back(Started, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskFinished, context,
-                         [this](quint64 id) { events.emplace_back(Finished, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskFailed, context,
-                         [this](quint64 id) { events.emplace_back(Failed, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskCancelled, context,
-                         [this](quint64 id) { events.emplace_back(Cancelled, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::idle, context, [this] { events.emplace_back(Idle, 0); });
-    }
-    int first(Kind kind, quint64 id) const
-    {
-        const auto it = std::find(events.begin(), events.end(), std::pair { kind, id });
-        return it == events.end() ? -1 : int(it - events.begin());
-    }
-};
 
 //! A callable whose first move blocks until released: it holds its submit() between the moment
 //! the job took its id (Job's constructor runs before the work is moved in) and the hand-over, as

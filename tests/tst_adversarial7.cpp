@@ -37,24 +37,6 @@ using TaskPool::TaskPoolExecutor;
 namespace {
 
 constexpr auto watchdog = 8s;
-constexpr auto patience = 2s;
-
-template <typename Pred> QCoro::Task<bool> eventually(Pred done, std::chrono::milliseconds limit = patience)
-{
-    QElapsedTimer elapsed;
-    elapsed.start();
-    while (!done()) {
-        if (elapsed.elapsed() >= limit.count())
-            co_return false;
-        co_await TestUtil::sleep(1ms);
-    }
-    co_return true;
-}
-
-bool isIdle(const TaskPoolExecutor& pool)
-{
-    return pool.pendingCount() == 0 && pool.activeCount() == 0;
-}
 
 //! Spins QCoreApplication::processEvents() (no QEventLoop::exec: the thread's loop level does not
 //! change) until \a done holds, for at most \a ms.
@@ -65,34 +47,6 @@ template <typename Pred> void spinEvents(int ms, Pred done)
     while (!done() && elapsed.elapsed() < ms)
         QCoreApplication::processEvents(QEventLoop::AllEvents, 1);
 }
-
-//! The lifecycle signals as one listener sees them.
-struct SignalLog {
-    enum Kind { Started, Finished, Failed, Cancelled, Idle };
-    std::vector<std::pair<Kind, quint64>> events;
-
-    void connect(TaskPoolExecutor& pool, QObject* context)
-    {
-        QObject::connect(&pool, &TaskPoolExecutor::taskStarted, context,
-                         [this](quint64 id) { events.emplace_back(Started, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskFinished, context,
-                         [this](quint64 id) { events.emplace_back(Finished, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskFailed, context,
-                         [this](quint64 id) { events.emplace_back(Failed, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskCancelled, context,
-                         [this](quint64 id) { events.emplace_back(Cancelled, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::idle, context, [this] { events.emplace_back(Idle, 0); });
-    }
-    int first(Kind kind, quint64 id) const
-    {
-        const auto it = std::find(events.begin(), events.end(), std::pair { kind, id });
-        return it == events.end() ? -1 : int(it - events.begin());
-    }
-    int count(Kind kind) const
-    {
-        return int(std::count_if(events.begin(), events.end(), [kind](const auto& e) { return e.first == kind; }));
-    }
-};
 
 } // namespace
 

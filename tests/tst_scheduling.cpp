@@ -62,14 +62,6 @@ int instant(Log* log, int tag)
     return tag;
 }
 
-//! Occupies the only worker of \a pool until \a gate opens.
-QCoro::Task<Future<int>> occupy(TaskPoolExecutor& pool, Gate* gate)
-{
-    auto blocker = pool.submit(waitFor, gate);
-    co_await until([&] { return pool.activeCount() == 1; });
-    co_return blocker;
-}
-
 //! True when no window of length \a window holds more than \a limit of the sorted \a times.
 bool windowHolds(const std::vector<Clock::time_point>& times, int limit, Clock::duration window, QString* worst)
 {

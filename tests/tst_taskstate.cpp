@@ -33,35 +33,6 @@ using TaskPool::TaskPoolExecutor;
 namespace {
 
 constexpr auto watchdog = 5s; // every test body; the bounded waits inside end well before it
-constexpr auto patience = 2s; // how long a bounded wait gives what must happen
-
-//! Resumes once \a done() holds or \a limit has passed, whichever comes first; returns done().
-//! The limit only turns a hang into a failure: it is never the thing asserted.
-template <typename Pred> QCoro::Task<bool> eventually(Pred done, std::chrono::milliseconds limit = patience)
-{
-    QElapsedTimer elapsed;
-    elapsed.start();
-    while (!done()) {
-        if (elapsed.elapsed() >= limit.count())
-            co_return false;
-        co_await TestUtil::sleep(1ms);
-    }
-    co_return true;
-}
-
-bool isIdle(const TaskPoolExecutor& pool)
-{
-    return pool.pendingCount() == 0 && pool.activeCount() == 0;
-}
-
-//! Occupies a worker of \a pool until \a gate opens; returns once that task runs.
-QCoro::Task<Future<int>> occupy(TaskPoolExecutor& pool, Gate* gate)
-{
-    const int before = pool.activeCount();
-    auto blocker = pool.submit(waitFor, gate);
-    co_await until([&] { return pool.activeCount() > before; });
-    co_return blocker;
-}
 
 //! What a task that waits for its stop token saw.
 struct StopProbe {
@@ -105,32 +76,6 @@ auto recorder(std::vector<char>* log, char tag, int value)
         return value;
     };
 }
-
-//! The lifecycle signals of the executor, in the order they were emitted: (kind, task id).
-struct SignalLog {
-    enum Kind { Started, Finished, Cancelled };
-    std::vector<std::pair<Kind, quint64>> events;
-
-    void connect(TaskPoolExecutor& pool)
-    {
-        QObject::connect(&pool, &TaskPoolExecutor::taskStarted, &pool,
-                         [this](quint64 id) { events.emplace_back(Started, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskFinished, &pool,
-                         [this](quint64 id) { events.emplace_back(Finished, id); });
-        QObject::connect(&pool, &TaskPoolExecutor::taskCancelled, &pool,
-                         [this](quint64 id) { events.emplace_back(Cancelled, id); });
-    }
-    int count(Kind kind, quint64 id) const
-    {
-        return int(std::count(events.begin(), events.end(), std::pair { kind, id }));
-    }
-    //! The position of the first \a kind signal for \a id; -1 when none.
-    int first(Kind kind, quint64 id) const
-    {
-        const auto it = std::find(events.begin(), events.end(), std::pair { kind, id });
-        return it == events.end() ? -1 : int(it - events.begin());
-    }
-};
 
 } // namespace
 
