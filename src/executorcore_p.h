@@ -258,7 +258,7 @@ private:
             notifyCountWaiters();
         if (m_busy && active == 0 && pendingCount() == 0) {
             m_busy = false;
-            post(Idle, ++m_idleCount);
+            m_idleDue = listens(Idle); // emitted at the end of the outermost flush
         }
     }
     TASKPOOL_HOT void countsChanged()
@@ -290,8 +290,7 @@ private:
     std::size_t m_outHead = 0; // m_outbox[m_outHead..] is still to emit
     bool m_flushing = false; // a flush is emitting
     int m_flushLevel = 0; // how deep in event processing it emits (loop level and ready-queue drains)
-    int m_idleCount = 0; // times it became idle: only the latest idle() report is emitted
-    bool m_idleDue = false; // idle() posted inside a nested flush, left to the outermost
+    bool m_idleDue = false; // it became idle: idle() ends the outermost flush
     bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
     bool m_throttled = false; // paused, or a rate limit is set: take() looks at either only then
     std::mutex m_listenersMutex;

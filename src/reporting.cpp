@@ -52,10 +52,6 @@ void ExecutorCore::flushSlow()
                 m_outbox.clear();
                 m_outHead = 0;
             }
-            if (report.signal == Idle && !scope.outer) {
-                m_idleDue = true; // see below
-                continue;
-            }
             try {
                 emitReport(report);
             } catch (...) {
@@ -67,11 +63,12 @@ void ExecutorCore::flushSlow()
                 throw;
             }
         }
-        // idle() waits for the outermost flush, also past a nested event loop: every slot of every
-        // report before it has returned (QML's TaskFutures settle in taskFinished's).
+        // idle() is no report in the queue but the last thing the outermost flush does, also past
+        // a nested event loop: every slot of every report before it has returned (QML's
+        // TaskFutures settle in taskFinished's), and a slot that gave it work again cancels it.
         if (!scope.outer || !std::exchange(m_idleDue, false))
             return;
-        emitReport({ Idle, m_idleCount });
+        emitReport({ Idle });
     }
 }
 
@@ -99,9 +96,7 @@ void ExecutorCore::emitReport(const Report& r)
             Q_EMIT q->taskCanceled(r.taskId);
         return;
     case Idle:
-        // Unless a slot of an earlier report gave it work again (it then reports the idle that
-        // follows, if any).
-        if (!m_busy && r.value == m_idleCount && active == 0 && pendingCount() == 0)
+        if (!m_busy && active == 0 && pendingCount() == 0) // a slot may have given it work again
             Q_EMIT q->idle();
         return;
     case WorkerCountChanged:
