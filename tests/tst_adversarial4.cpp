@@ -131,10 +131,18 @@ void tst_Adversarial4::burstKeepsKeyAndWorkerLimits()
                 maxRunning = std::max(maxRunning, running);
                 const int now = ++perKey[key];
                 maxPerKey[key] = std::max(maxPerKey[key], now);
+                // Counted out however the body ends: a cancelled sleep throws CancelledError.
+                struct Leave {
+                    int& running;
+                    int& ofKey;
+                    ~Leave()
+                    {
+                        --ofKey;
+                        --running;
+                    }
+                } leave { running, perKey[key] };
                 auto wait = TaskPool::sleep(std::chrono::milliseconds(ms), token);
                 co_await wait;
-                --perKey[key];
-                --running;
                 co_return ms;
             };
             std::mt19937 random(4);
