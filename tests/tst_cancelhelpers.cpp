@@ -20,7 +20,9 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <limits>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <sys/types.h>
 #include <thread>
@@ -138,6 +140,23 @@ QCoro::Task<void> startSleeper(QProcess& process, bool ignoreTerm = false)
                    [&] { return process.state() == QProcess::NotRunning || process.peek(64).contains("ignoring"); });
 }
 
+//! Kills a process still running when the test ends, however it ends (a failed check included), and
+//! waits for it: no child outlives its test.
+struct KillOnExit {
+    QProcess& process;
+    ~KillOnExit()
+    {
+        if (process.state() == QProcess::NotRunning)
+            return;
+        process.kill();
+        process.waitForFinished(5000);
+    }
+};
+
+//! A duration beyond what a QTimer takes (an int of milliseconds): 2^32 + 100 ms, which an int
+//! truncates to 100 ms.
+constexpr std::chrono::milliseconds beyondIntMax(std::chrono::milliseconds::rep(1) << 32 | 100);
+
 // ---- a loopback HTTP/1.1 server ------------------------------------------------------------------
 
 //! Answers every request after a delay, and records for each one whether it was served or the
@@ -239,10 +258,83 @@ private Q_SLOTS:
             QElapsedTimer elapsed;
             elapsed.start();
             co_await TaskPool::sleep(40ms, source.get_token()); // does not throw
-            CO_VERIFY2(elapsed.elapsed() >= 35, "a sleep that was not stopped ended before its time");
+            CO_VERIFY2(elapsed.elapsed() >= 40, "a sleep that was not stopped ended before its time");
             // A token that can never be stopped works as well.
             co_await TaskPool::sleep(1ms, std::stop_token());
             co_await TaskPool::sleep(-5ms, source.get_token()); // a negative duration: at once
+        }());
+    }
+
+    void sleepNeverEndsBeforeItsDuration_data()
+    {
+        QTest::addColumn<int>("ms");
+        for (int ms : { 50, 120, 300 })
+            QTest::addRow("%d ms", ms) << ms;
+    }
+
+    void sleepNeverEndsBeforeItsDuration()
+    {
+        // "After duration" means never before it, on a monotonic clock: a timer that fires early is
+        // re-armed for the rest. Only a lower bound is checked (a busy machine may be late).
+        QFETCH(int, ms);
+        run([](std::chrono::milliseconds duration) -> QCoro::Task<void> {
+            std::stop_source source;
+            for (int round = 0; round < 4; ++round) {
+                const auto start = std::chrono::steady_clock::now();
+                co_await TaskPool::sleep(duration, source.get_token());
+                const auto elapsed = std::chrono::steady_clock::now() - start;
+                CO_VERIFY2(elapsed >= duration,
+                           qPrintable(QStringLiteral("sleep(%1 ms) ended after %2 ms")
+                                          .arg(duration.count())
+                                          .arg(std::chrono::duration<double, std::milli>(elapsed).count())));
+            }
+        }(std::chrono::milliseconds(ms)));
+    }
+
+    void sleepBeyondIntMaxDoesNotEndEarly_data()
+    {
+        QTest::addColumn<qint64>("ms");
+        QTest::newRow("2^32 + 100 ms") << qint64(beyondIntMax.count());
+        QTest::newRow("INT_MAX + 1 ms") << qint64(std::numeric_limits<int>::max()) + 1;
+        QTest::newRow("milliseconds::max()") << qint64(std::chrono::milliseconds::max().count());
+    }
+
+    void sleepBeyondIntMaxDoesNotEndEarly()
+    {
+        // Longer than a QTimer's int of milliseconds: still pending long after the truncated
+        // duration would have passed, and a stop still ends it.
+        QFETCH(qint64, ms);
+        run([](std::chrono::milliseconds duration) -> QCoro::Task<void> {
+            std::stop_source source;
+            Observed observed;
+            Frame frame = awaitIn(TaskPool::sleep(duration, source.get_token()), &observed);
+            co_await sleep(500ms);
+            CO_COMPARE(observed.resumed, 0);
+            source.request_stop();
+            co_await until([&] { return observed.resumed > 0; });
+            CO_VERIFY(observed.cancelled);
+            CO_VERIFY(frame.done());
+        }(std::chrono::milliseconds(ms)));
+    }
+
+    void sleepOfNoTimeCompletesAtOnce()
+    {
+        // Zero or negative: completes at once, without suspending (as std::this_thread::sleep_for).
+        run([]() -> QCoro::Task<void> {
+            std::stop_source source;
+            for (const auto duration : { 0ms, -1ms, -5000ms, std::chrono::milliseconds::min() }) {
+                auto awaiter = TaskPool::sleep(duration, source.get_token()).operator co_await();
+                CO_VERIFY(awaiter.await_ready()); // no suspension
+                awaiter.await_resume(); // does not throw
+                Observed observed;
+                Frame frame = awaitIn(TaskPool::sleep(duration, source.get_token()), &observed);
+                CO_COMPARE(observed.resumed, 1); // before the call returned
+                CO_VERIFY(!observed.cancelled && !observed.failed);
+            }
+            // A stop requested before the co_await still wins.
+            source.request_stop();
+            CO_VERIFY_THROWS(co_await TaskPool::sleep(0ms, source.get_token()), CancelledError);
+            CO_VERIFY_THROWS(co_await TaskPool::sleep(-1ms, source.get_token()), CancelledError);
         }());
     }
 
@@ -508,6 +600,109 @@ private Q_SLOTS:
             CO_VERIFY(observed.cancelled);
             CO_COMPARE(process.state(), QProcess::NotRunning);
             CO_VERIFY2(!processExists(pid), "the process is still there");
+        }());
+    }
+
+    void processNotKilledBeforeTheGrace_data()
+    {
+        QTest::addColumn<int>("ms");
+        for (int ms : { 120, 300, 500 })
+            QTest::addRow("%d ms", ms) << ms;
+    }
+
+    void processNotKilledBeforeTheGrace()
+    {
+        // A process that ignores SIGTERM ends by the kill, which never comes before the grace has
+        // passed since the stop, on a monotonic clock (only a lower bound: a busy machine is late).
+        QFETCH(int, ms);
+        run([](std::chrono::milliseconds grace) -> QCoro::Task<void> {
+            std::optional<std::chrono::steady_clock::time_point> endedAt; // outlives the process
+            QProcess process;
+            KillOnExit cleanup { process };
+            co_await startSleeper(process, true); // ignores SIGTERM
+            CO_COMPARE(process.state(), QProcess::Running);
+            const qint64 pid = process.processId();
+            QObject::connect(&process, &QProcess::stateChanged, &process, [&](QProcess::ProcessState state) {
+                if (state == QProcess::NotRunning && !endedAt)
+                    endedAt = std::chrono::steady_clock::now();
+            });
+            std::stop_source source;
+            Observed observed;
+            Frame frame = awaitIn(TaskPool::cancellable(&process, source.get_token(), grace), &observed);
+            const auto stoppedAt = std::chrono::steady_clock::now();
+            source.request_stop();
+            co_await until([&] { return observed.resumed > 0; });
+            CO_VERIFY(observed.cancelled);
+            CO_VERIFY(endedAt.has_value());
+            const auto lived = *endedAt - stoppedAt;
+            CO_VERIFY2(lived >= grace,
+                       qPrintable(QStringLiteral("killed %1 ms after the stop, with a grace of %2 ms")
+                                      .arg(std::chrono::duration<double, std::milli>(lived).count())
+                                      .arg(grace.count())));
+            CO_COMPARE(process.exitStatus(), QProcess::CrashExit); // by SIGKILL
+            CO_VERIFY2(!processExists(pid), "the process is still there");
+        }(std::chrono::milliseconds(ms)));
+    }
+
+    void processGraceBeyondIntMaxDoesNotKillAtOnce_data()
+    {
+        QTest::addColumn<qint64>("ms");
+        QTest::newRow("2^32 + 100 ms") << qint64(beyondIntMax.count());
+        QTest::newRow("milliseconds::max(): never") << qint64(std::chrono::milliseconds::max().count());
+    }
+
+    void processGraceBeyondIntMaxDoesNotKillAtOnce()
+    {
+        // A grace longer than a QTimer's int of milliseconds: terminate() only, for now; the await
+        // still ends once the process does (killed here by the test).
+        QFETCH(qint64, ms);
+        run([](std::chrono::milliseconds grace) -> QCoro::Task<void> {
+            QProcess process;
+            KillOnExit cleanup { process };
+            co_await startSleeper(process, true); // ignores SIGTERM
+            CO_COMPARE(process.state(), QProcess::Running);
+            const qint64 pid = process.processId();
+            std::stop_source source;
+            Observed observed;
+            Frame frame = awaitIn(TaskPool::cancellable(&process, source.get_token(), grace), &observed);
+            source.request_stop();
+            co_await sleep(400ms);
+            CO_COMPARE(process.state(), QProcess::Running); // not killed
+            CO_COMPARE(observed.resumed, 0);
+            process.kill();
+            co_await until([&] { return observed.resumed > 0; });
+            CO_VERIFY(observed.cancelled);
+            CO_COMPARE(process.state(), QProcess::NotRunning);
+            CO_VERIFY2(!processExists(pid), "the process is still there");
+        }(std::chrono::milliseconds(ms)));
+    }
+
+    void processNegativeGraceIsRefused()
+    {
+        // Refused when called, naming the parameter; nothing is touched.
+        run([]() -> QCoro::Task<void> {
+            QProcess process;
+            KillOnExit cleanup { process };
+            co_await startSleeper(process, true);
+            CO_COMPARE(process.state(), QProcess::Running);
+            std::stop_source source;
+            for (const auto grace : { -1ms, -3000ms, std::chrono::milliseconds::min() }) {
+                QString message;
+                try {
+                    static_cast<void>(TaskPool::cancellable(&process, source.get_token(), grace));
+                } catch (const std::invalid_argument& error) {
+                    message = QString::fromUtf8(error.what());
+                }
+                CO_VERIFY2(message.contains(QLatin1String("grace")), qPrintable(message));
+            }
+            CO_VERIFY(!source.stop_requested());
+            co_await turns();
+            CO_COMPARE(process.state(), QProcess::Running);
+            // The same process, awaited with a grace of 0: killed right after terminate().
+            source.request_stop();
+            CO_VERIFY_THROWS(co_await TaskPool::cancellable(&process, source.get_token(), 0ms), CancelledError);
+            CO_COMPARE(process.state(), QProcess::NotRunning);
+            CO_COMPARE(process.exitStatus(), QProcess::CrashExit);
         }());
     }
 

@@ -25,6 +25,7 @@
  */
 #pragma once
 
+#include <taskpool/clock.h>
 #include <taskpool/errors.h>
 #include <taskpool/future.h>
 
@@ -49,6 +50,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -58,6 +60,26 @@ class QNetworkReply;
 namespace TaskPool {
 
 namespace detail {
+
+    //! The steady_clock time \a duration (not negative) from now; TimePoint::max() ("never") when
+    //! the clock cannot reach it.
+    inline Clock::TimePoint timeAfter(std::chrono::milliseconds duration)
+    {
+        const Clock::TimePoint now = std::chrono::steady_clock::now();
+        if (duration >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::TimePoint::max() - now))
+            return Clock::TimePoint::max();
+        return now + duration;
+    }
+
+    //! An alarm of systemClock(), the executor's own: a precise QTimer checked against
+    //! steady_clock when it fires, re-armed for the rest when early, and armed in steps for a
+    //! time beyond a QTimer's int of milliseconds. It fires in the thread that made it.
+    inline std::unique_ptr<Clock::Alarm> alarmAfter(std::chrono::milliseconds duration, std::function<void()> fire)
+    {
+        auto alarm = systemClock()->makeAlarm(std::move(fire));
+        alarm->start(timeAfter(duration));
+        return alarm;
+    }
 
     //! What a cancellable await shares with the callbacks that may outlive it or run in another
     //! thread: who won (completion or stop), and the one resumption of the awaiting coroutine.
@@ -213,35 +235,38 @@ namespace detail {
         std::stop_token m_token;
     };
 
-    //! The awaiter of sleep(): a QTimer raced against the token.
+    //! The awaiter of sleep(): an alarm raced against the token.
     class SleepAwaiter : public StopAwaiter<ResumeOnStop> {
     public:
         SleepAwaiter(std::chrono::milliseconds duration, std::stop_token token) :
             StopAwaiter(std::move(token)), m_duration(duration)
         {
         }
-        bool await_ready() const noexcept { return m_token.stop_requested(); }
+        //! No suspension when stopped, or for no time at all (zero or negative).
+        bool await_ready() noexcept
+        {
+            m_stoppedFirst = m_token.stop_requested();
+            return m_stoppedFirst || m_duration <= std::chrono::milliseconds(0);
+        }
         void await_suspend(std::coroutine_handle<> handle)
         {
             arm(handle);
-            m_timer.emplace();
-            m_timer->setSingleShot(true);
-            QObject::connect(&*m_timer, &QTimer::timeout, &*m_timer, [state = m_state] {
+            m_alarm = alarmAfter(m_duration, [state = m_state] {
                 if (state->decide(StopWaitState::Completed))
                     StopWaitState::resume(state); // not inside the timer's own signal
             });
-            m_timer->start(std::max(m_duration, std::chrono::milliseconds(0))); // a negative one: at once
             listen(ResumeOnStop { m_state });
         }
         void await_resume() const
         {
-            if (!m_state || m_state->outcome() != StopWaitState::Completed)
+            if (m_state ? m_state->outcome() != StopWaitState::Completed : m_stoppedFirst)
                 throw CancelledError();
         }
 
     private:
         std::chrono::milliseconds m_duration;
-        std::optional<QTimer> m_timer; // destroyed with the awaiter, in the awaiting thread
+        bool m_stoppedFirst = false;
+        std::unique_ptr<Clock::Alarm> m_alarm; // destroyed with the awaiter, in the awaiting thread
     };
 
     //! What sleep() returns: movable; its awaiter is not.
@@ -362,6 +387,9 @@ namespace detail {
         using type = typename AwaitResult<A>::type;
     };
 
+    //! The grace of cancellable(QProcess *) that never kills.
+    inline constexpr std::chrono::milliseconds neverKill = std::chrono::milliseconds::max();
+
     //! The awaiter of cancellable(QProcess *).
     class ProcessAwaiter : public StopAwaiter<PostOnStop> {
     public:
@@ -414,13 +442,12 @@ namespace detail {
                 return;
             }
             m_process->terminate();
-            m_killTimer.emplace();
-            m_killTimer->setSingleShot(true);
-            QObject::connect(&*m_killTimer, &QTimer::timeout, &*m_killTimer, [this] {
+            if (m_grace == neverKill)
+                return;
+            m_killAlarm = alarmAfter(m_grace, [this] {
                 if (running())
                     m_process->kill();
             });
-            m_killTimer->start(m_grace);
         }
 
         QPointer<QProcess> m_process;
@@ -428,7 +455,7 @@ namespace detail {
         bool m_started = false;
         QMetaObject::Connection m_stateChanged;
         QMetaObject::Connection m_destroyed;
-        std::optional<QTimer> m_killTimer;
+        std::unique_ptr<Clock::Alarm> m_killAlarm;
     };
 
     //! What cancellable(QProcess *) returns: movable; its awaiter is not.
@@ -448,13 +475,21 @@ namespace detail {
 
 } // namespace detail
 
-//! Sleeps \a duration on a QTimer, or less: ends with CancelledError as soon as \a token is stopped.
+//! Sleeps \a duration, or less: ends with CancelledError as soon as \a token is stopped.
 /*!
  * `co_await TaskPool::sleep(500ms, token);` resumes after \a duration, or from the next turn of
  * the event loop after `request_stop()`, throwing CancelledError; at once, without suspending, when
- * stop was already requested. The timer lives in the awaiting coroutine's frame and is destroyed
- * with it. The result can be awaited once; it may be stored and moved, and submitted as an
- * awaitable.
+ * stop was already requested.
+ *
+ * "After" means never before: \a duration is measured from the `co_await` on
+ * `std::chrono::steady_clock` (real time, not an executor's ManualClock), with a precise timer
+ * that is checked against that clock when it fires and re-armed for the rest when early. Any
+ * duration works: one beyond a QTimer's int of milliseconds is armed in steps, and
+ * `milliseconds::max()` sleeps until stopped. A zero or negative duration completes at once,
+ * without suspending (as `std::this_thread::sleep_for()`; a stop requested before still wins).
+ *
+ * The timer lives in the awaiting coroutine's frame and is destroyed with it. The result can be
+ * awaited once; it may be stored and moved, and submitted as an awaitable.
  */
 inline detail::Sleep sleep(std::chrono::milliseconds duration, std::stop_token token)
 {
@@ -515,12 +550,21 @@ requires detail::RaceAwaitable<Awaitable>
  * ended, so that it may then destroy the QProcess without blocking. A process that was not running
  * gives CancelledError at once. A stop that comes after the process ended changes nothing.
  *
+ * The grace is never cut short: it is measured from `terminate()` on `std::chrono::steady_clock`,
+ * as sleep() measures its duration, and any length works. 0 kills right after `terminate()`, from
+ * the next turn of the event loop; `milliseconds::max()` never kills (`terminate()` only: the
+ * await ends when the process does). A negative grace throws `std::invalid_argument` from this
+ * call, before anything is done.
+ *
  * The process must live in the awaiting thread. It may be destroyed while awaited (`~QProcess`
  * kills it and waits for it): the await then ends as if the process had ended.
  */
 inline detail::ProcessWait cancellable(QProcess* process, std::stop_token token,
                                        std::chrono::milliseconds grace = std::chrono::milliseconds(3000))
 {
+    if (grace < std::chrono::milliseconds(0))
+        throw std::invalid_argument("cancellable(process, token, grace): grace must not be negative "
+                                    "(0: kill at once after terminate(), milliseconds::max(): never kill)");
     return detail::ProcessWait(process, std::move(token), grace);
 }
 
