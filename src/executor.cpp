@@ -2,6 +2,11 @@
 // TaskPoolExecutor: the public face of the executor core.
 #include "executorcore_p.h"
 
+#include <QCoreApplication>
+#include <QEventLoop>
+#include <QPointer>
+#include <QTimer>
+
 #include <stdexcept>
 
 namespace TaskPool {
@@ -14,6 +19,47 @@ namespace detail {
         void await_suspend(std::coroutine_handle<> handle) { core.shutdownWaiters.push_back(handle); }
         void await_resume() const noexcept { }
     };
+
+    void ExecutorCore::watchQuit()
+    {
+        // Held by the core, not by the executor object: an executor deleted with tasks running
+        // (a window's child) still has them to stop when the application quits.
+        auto* app = QCoreApplication::instance();
+        if (!app)
+            return;
+        m_quitHook = std::make_unique<QObject>();
+        QObject::connect(app, &QCoreApplication::aboutToQuit, m_quitHook.get(), [this] { finishAtQuit(); });
+    }
+
+    void ExecutorCore::finishAtQuit()
+    {
+        // exec() has returned and no loop will turn again: tasks left suspended would never end,
+        // and the processes and replies they hold would outlive the application. So they are told
+        // to stop, and a loop turns here until they have ended, for a bounded time.
+        const auto self = shared_from_this(); // a slot may delete the executor
+        beginShutdown(true);
+        if (workerCount == 0 || quitTimeout <= 0)
+            return;
+        QEventLoop loop;
+        [](std::shared_ptr<ExecutorCore> core, QPointer<QEventLoop> loop) -> QCoro::Task<void> {
+            co_await Drained { *core }; // the last worker left: every task has ended
+            if (loop)
+                loop->quit();
+        }(self, &loop);
+        QTimer timer;
+        timer.setTimerType(Qt::PreciseTimer);
+        timer.setSingleShot(true);
+        QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
+        timer.start(quitTimeout);
+        if (workerCount > 0)
+            loop.exec();
+        if (active > 0) {
+            qCWarning(lcTaskPool,
+                      "%d task(s) still running %d ms after the application quit: abandoned (give them a "
+                      "std::stop_token and the cancellation helpers, or a longer quitTimeout)",
+                      active, quitTimeout);
+        }
+    }
 } // namespace detail
 
 TaskPoolExecutor::TaskPoolExecutor(QObject* parent) : TaskPoolExecutor(QThread::idealThreadCount(), {}, parent) { }
@@ -21,6 +67,20 @@ TaskPoolExecutor::TaskPoolExecutor(QObject* parent) : TaskPoolExecutor(QThread::
 TaskPoolExecutor::TaskPoolExecutor(int maxWorkers, const QString& taskNamePrefix, QObject* parent) :
     QObject(parent), d(std::make_shared<detail::ExecutorCore>(this, maxWorkers, taskNamePrefix))
 {
+    d->watchQuit();
+}
+
+int TaskPoolExecutor::quitTimeout() const
+{
+    return d->quitTimeout;
+}
+
+void TaskPoolExecutor::setQuitTimeout(int ms)
+{
+    if (ms < 0)
+        throw std::invalid_argument("quitTimeout must not be negative (0: do not wait)");
+    if (std::exchange(d->quitTimeout, ms) != ms)
+        Q_EMIT quitTimeoutChanged(ms);
 }
 
 TaskPoolExecutor::~TaskPoolExecutor()
@@ -234,7 +294,7 @@ namespace {
 
     void checkExecutorThread(const detail::ExecutorCore& core, const char* what)
     {
-        if (QThread::currentThread() != core.thread)
+        if (QThread::currentThread() != core.thread.load(std::memory_order_relaxed))
             throw std::logic_error(std::string(what) + " is awaited in the executor's thread only");
     }
 } // namespace
@@ -276,8 +336,9 @@ void TaskPoolExecutor::configure(detail::Job* job, const SubmitOptions* options,
     control->key = options->key;
     if (options->context) {
         job->ref(); // held by the connection until the job ends (releaseControls()) or the context goes
-        control->context
-            = QObject::connect(options->context, &QObject::destroyed, [ref = detail::JobRef(job)] { ref->cancel(); });
+        control->context = QObject::connect(options->context, &QObject::destroyed, [ref = detail::JobRef(job)] {
+            detail::ExecutorCore::contextDestroyed(ref.get());
+        });
     }
 }
 
@@ -285,6 +346,13 @@ QString TaskPoolExecutor::currentWorkerName()
 {
     const auto& current = detail::currentWorker;
     return current.core ? current.core->workerName(current.index) : QString();
+}
+
+bool TaskPoolExecutor::event(QEvent* event)
+{
+    if (event->type() == QEvent::ThreadChange)
+        d->beginMove();
+    return QObject::event(event);
 }
 
 void TaskPoolExecutor::connectNotify(const QMetaMethod& signal)
@@ -299,8 +367,10 @@ void TaskPoolExecutor::disconnectNotify(const QMetaMethod& signal)
 
 void TaskPoolExecutor::enqueue(detail::Job* job)
 {
-    job->thread = d->thread; // before the job is published to any other thread
-    if (QThread::currentThread() == d->thread) {
+    // Read once: the executor may be moving to another thread (then it is handed over as from one).
+    QThread* const home = d->thread.load(std::memory_order_acquire);
+    job->thread = home ? home : thread(); // before the job is published to any other thread
+    if (QThread::currentThread() == home) {
         d->enqueue(job);
         return;
     }

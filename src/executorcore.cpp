@@ -72,15 +72,63 @@ void ExecutorCore::enqueueRemote(Job* job)
     m_remotePending.fetch_add(1, std::memory_order_release); // pending from submit()'s return
     if (std::exchange(m_incomingPosted, true))
         return;
-    QMetaObject::invokeMethod(
-        QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->takeIncoming(); },
-        Qt::QueuedConnection);
+    if (QThread* home = thread.load(std::memory_order_relaxed)) // none while moving: the move takes it in
+        postTo(home, [self = shared_from_this()] { self->atHome([self] { self->takeIncoming(); }); });
 }
 
 void ExecutorCore::takeIncoming()
 {
     if (acceptIncoming())
         flush();
+}
+
+void ExecutorCore::postTo(QThread* home, std::function<void()> fn)
+{
+    QMetaObject::invokeMethod(QAbstractEventDispatcher::instance(home), std::move(fn), Qt::QueuedConnection);
+}
+
+void ExecutorCore::beginMove()
+{
+    if (thread.load(std::memory_order_relaxed) != QThread::currentThread())
+        return; // the move back of a refused move (below)
+    // Only an idle executor follows its object: a running task's coroutine, a worker about to park
+    // or a report still to emit belong to this thread's loop.
+    const bool idle = active == 0 && pending == 0 && !m_flushPosted
+        && std::all_of(m_workers.begin(), m_workers.end(), [](Worker* w) { return !w || w->idleHandle; });
+    {
+        std::lock_guard lock(m_incomingMutex);
+        if (idle && m_incoming.empty()) {
+            thread.store(nullptr, std::memory_order_release);
+            m_incomingPosted = false;
+        }
+    }
+    QThread* const home = thread.load(std::memory_order_relaxed);
+    if (home) {
+        qCWarning(lcTaskPool,
+                  "TaskPoolExecutor::moveToThread(): refused, %d task(s) are queued or running in "
+                  "the executor's thread; move it once it is idle",
+                  pendingCount() + active);
+        // Qt moves the object anyway: it moves back from its new thread's first turn.
+        QMetaObject::invokeMethod(
+            q, [q = q, home] { q->moveToThread(home); }, Qt::QueuedConnection);
+        return;
+    }
+    // Its timers belong to this thread: made again in the new one when needed.
+    m_timeouts.resetAlarm();
+    m_rateAlarm.reset();
+    m_quitHook.reset();
+    // Posted to the object, this runs in its new thread's loop.
+    QMetaObject::invokeMethod(
+        q,
+        [self = shared_from_this()] {
+            {
+                std::lock_guard lock(self->m_incomingMutex);
+                self->thread.store(QThread::currentThread(), std::memory_order_release);
+            }
+            self->watchQuit();
+            self->takeIncoming();
+        },
+        Qt::QueuedConnection);
 }
 
 bool ExecutorCore::acceptIncoming()

@@ -104,6 +104,25 @@ public:
     void setMaxPerKey(int limit);
     void setClock(std::shared_ptr<Clock> clock);
     static void releaseControls(Job* job); // the context connection and the watcher
+    //! Connects to QCoreApplication::aboutToQuit() in the executor's thread.
+    void watchQuit();
+    //! The application quits: stop everything, and wait for running tasks (quitTimeout).
+    void finishAtQuit();
+    //! The executor object is about to move to another thread (QEvent::ThreadChange, in this one).
+    void beginMove();
+    //! Runs \a fn in the executor's thread: now when this is it, else posted there. Dropped while
+    //! the executor moves: its first turn in the new thread takes in everything.
+    template <typename Fn> void atHome(Fn fn)
+    {
+        QThread* home = thread.load(std::memory_order_acquire);
+        if (home == QThread::currentThread())
+            fn();
+        else if (home)
+            postTo(home, std::function<void()>(std::move(fn)));
+    }
+    static void postTo(QThread* home, std::function<void()> fn);
+    //! \a job's context is being destroyed: cancels it, its reports left to the event loop.
+    static void contextDestroyed(Job* job);
 
     bool hasWorker(int index) const { return size_t(index) < m_workers.size() && m_workers[index]; }
     bool hasQueued() const { return pending > 0; }
@@ -163,7 +182,8 @@ public:
 
     TaskPoolExecutor* q; // null once the executor object is gone: no more signals
     const QLoggingCategory& log = lcTaskPool(); // looked up once, not per task
-    QThread* const thread;
+    //! The executor's thread; null while it moves to another (moveToThread(), when idle).
+    std::atomic<QThread*> thread;
     int maxWorkers;
     QString prefix;
     const QString defaultPrefix;
@@ -175,6 +195,7 @@ public:
     std::optional<std::chrono::milliseconds> defaultTimeout;
     bool paused = false;
     bool rateLimited = false;
+    int quitTimeout = 5000; // ms the application's quit waits for running tasks
 
 private:
     //! One signal to emit, with its arguments as they were when it was posted.
@@ -202,6 +223,8 @@ private:
             m_outbox.push_back({ signal, 0, taskId, std::move(text), std::move(job) });
     }
     void flushSlow();
+    //! Emits what was posted from the event loop (once, however often it is asked).
+    void flushLater();
     void emitReport(const Report& report);
 
     void accept(Job* job);
@@ -279,6 +302,7 @@ private:
     KeyGate* m_keyGate = &m_localKeys;
     RateLimiter* m_rateLimiter = &m_localRate;
     std::unique_ptr<Clock::Alarm> m_rateAlarm;
+    std::unique_ptr<QObject> m_quitHook; // receives aboutToQuit() in the executor's thread
     TimeoutSet m_timeouts;
     std::vector<CountWaiter*> m_countWaiters;
     std::vector<Worker*> m_workers; // by index; null where no worker; as long as the most workers so far
@@ -291,6 +315,8 @@ private:
     bool m_flushing = false; // a flush is emitting
     int m_flushLevel = 0; // how deep in event processing it emits (loop level and ready-queue drains)
     bool m_idleDue = false; // it became idle: idle() ends the outermost flush
+    int m_deferring = 0; // reports wait for the event loop (a context is being destroyed)
+    bool m_flushPosted = false; // a flush from the event loop is due
     bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
     bool m_throttled = false; // paused, or a rate limit is set: take() looks at either only then
     std::mutex m_listenersMutex;

@@ -83,8 +83,8 @@ bool Job::cancel()
         QMetaObject::invokeMethod(
             QAbstractEventDispatcher::instance(thread),
             [job = JobRef(this)] {
-                if (job->core)
-                    job->core->jobCancelled(job.get());
+                if (ExecutorCore* core = job->core) // the executor moved to another thread meanwhile: there
+                    core->atHome([job] { job->core->jobCancelled(job.get()); });
             },
             Qt::QueuedConnection);
     }

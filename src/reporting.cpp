@@ -18,13 +18,15 @@ void ExecutorCore::flushSlow()
         updateRateLimited();
     if (m_outHead == m_outbox.size() && !m_idleDue)
         return;
+    if (m_deferring > 0)
+        return flushLater();
     // A slot's own transitions, flushed while a report is being emitted, leave their reports to
     // the flush already emitting: every slot of one report returns before the next report is
     // emitted, so each listener gets the signals in the order of the transitions. Inside event
     // processing that a slot runs (an event loop, or processEvents() resuming a worker), reports
     // go on (the outer flush waits for the slot): there a listener connected after that slot may
     // get later reports before the slot's own, but a task never runs before its taskStarted.
-    const int level = thread->loopLevel() + drainDepth();
+    const int level = QThread::currentThread()->loopLevel() + drainDepth();
     if (m_flushing && level <= m_flushLevel)
         return;
     const auto keep = shared_from_this(); // a slot may delete the executor
@@ -57,9 +59,7 @@ void ExecutorCore::flushSlow()
             } catch (...) {
                 // A slot threw (Qt forbids it; the exception reaches whoever caused the report):
                 // what was posted after it is emitted from the event loop, not lost.
-                QMetaObject::invokeMethod(
-                    QAbstractEventDispatcher::instance(thread), [self = shared_from_this()] { self->flush(); },
-                    Qt::QueuedConnection);
+                flushLater();
                 throw;
             }
         }
@@ -70,6 +70,40 @@ void ExecutorCore::flushSlow()
             return;
         emitReport({ Idle });
     }
+}
+
+void ExecutorCore::flushLater()
+{
+    if (std::exchange(m_flushPosted, true))
+        return;
+    postTo(thread.load(std::memory_order_relaxed), [self = shared_from_this()] {
+        self->m_flushPosted = false;
+        self->flush();
+    });
+}
+
+void ExecutorCore::contextDestroyed(Job* job)
+{
+    // The context's destroyed() comes from its destructor: the object it is part of (a window
+    // whose slots listen to the executor) is half destroyed, and its connections still stand. So
+    // the cancel's transitions are made now and reported from the event loop, once Qt has cut
+    // those connections. Another thread's cancel is handed over to the loop anyway.
+    ExecutorCore* core = job->thread == QThread::currentThread() ? job->core : nullptr;
+    if (!core) {
+        job->cancel();
+        return;
+    }
+    const auto keep = core->shared_from_this();
+    struct Defer {
+        ExecutorCore& core;
+        explicit Defer(ExecutorCore& core) : core(core) { ++core.m_deferring; }
+        ~Defer()
+        {
+            if (--core.m_deferring == 0 && (core.m_outHead < core.m_outbox.size() || core.m_idleDue))
+                core.flushLater();
+        }
+    } defer(*core);
+    job->cancel();
 }
 
 void ExecutorCore::emitReport(const Report& r)

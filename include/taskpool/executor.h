@@ -82,6 +82,7 @@ class TASKPOOL_EXPORT TaskPoolExecutor : public QObject {
     Q_PROPERTY(int rateWindow READ rateWindowMs NOTIFY rateLimitChanged)
     Q_PROPERTY(bool rateLimited READ isRateLimited NOTIFY rateLimitedChanged)
     Q_PROPERTY(int maxPerKey READ maxPerKey WRITE setMaxPerKey NOTIFY maxPerKeyChanged)
+    Q_PROPERTY(int quitTimeout READ quitTimeout WRITE setQuitTimeout NOTIFY quitTimeoutChanged)
 
 public:
     //! An executor with QThread::idealThreadCount() workers at most.
@@ -120,6 +121,18 @@ public:
     int defaultTimeoutMs() const;
     //! Sets defaultTimeout() in milliseconds, 0 for none. \throws std::invalid_argument when < 0.
     void setDefaultTimeoutMs(int ms);
+
+    //! How long, in milliseconds, the application's quit waits for running tasks (5000 by default).
+    /*!
+     * When QCoreApplication::aboutToQuit() is emitted (exec() returned), the executor shuts down
+     * with cancelFutures: queued tasks are cancelled and running tasks' stop tokens stopped, so
+     * that the cancellation helpers terminate their processes and abort their replies. Then an
+     * event loop runs until every running task has ended, for at most quitTimeout(); a task still
+     * running after it is abandoned, with a warning. 0: stop, but do not wait.
+     */
+    int quitTimeout() const;
+    //! Sets quitTimeout(). \throws std::invalid_argument when < 0.
+    void setQuitTimeout(int ms);
 
     //! Whether queued tasks are held (pause()); running tasks go on.
     bool isPaused() const;
@@ -406,6 +419,8 @@ Q_SIGNALS:
     void rateLimitedChanged(bool rateLimited);
     //! The maxPerKey property changed.
     void maxPerKeyChanged(int maxPerKey);
+    //! The quitTimeout property changed.
+    void quitTimeoutChanged(int quitTimeout);
     //! A task (identified by Future::taskId()) started in the named worker.
     void taskStarted(quint64 taskId, const QString& workerName);
     //! Exactly one of the next three is emitted per task, when its future settles.
@@ -420,6 +435,10 @@ Q_SIGNALS:
     void idle();
 
 protected:
+    //! Follows moveToThread() when idle (nothing queued or running): tasks then run in the new
+    //! thread. With tasks queued or running, the move is refused with a warning (the executor
+    //! moves back from its new thread's first event-loop turn; meanwhile it works as before).
+    bool event(QEvent* event) override;
     //! Counts the listeners of the per-task signals, which are only emitted when there are any.
     void connectNotify(const QMetaMethod& signal) override;
     //! \copydoc connectNotify()
