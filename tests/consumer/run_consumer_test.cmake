@@ -2,11 +2,10 @@
 # project against it: tests/consumer, or an example copied out of the source tree. Run by ctest
 # with `cmake -P`; variables:
 #   TASKPOOL_BUILD_DIR  the build tree to install     WORK_DIR    scratch directory (recreated)
-#   SOURCE_DIR          the project, copied to WORK_DIR/source first (nothing of the source tree
-#                       around it can be reached)     GENERATOR   CMake generator
-#   BESIDE              directories copied next to it, separated by '|' (examples/common, which
-#                       the examples reach as ../common)
-#   PROGRAM             the program to run (relative to the project's build directory)
+#   SOURCE_DIR          the project, copied alone to WORK_DIR/source first (nothing of the
+#                       source tree around it can be reached)     GENERATOR   CMake generator
+#   PROGRAM             the program to run (relative to the project's build directory), without
+#                       QML_IMPORT_PATH or QML2_IMPORT_PATH in its environment
 #   PROGRAM_ARGS        its arguments, separated by '|'
 #   PREFIX_PATH         the CMAKE_PREFIX_PATH of the TaskPool build, separated by '|' (so that the
 #                       project finds the same Qt and QCoro as the library was built with)
@@ -29,10 +28,6 @@ set(build ${WORK_DIR}/build)
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 file(COPY ${SOURCE_DIR}/ DESTINATION ${source})
-string(REPLACE "|" ";" beside "${BESIDE}")
-foreach(dir IN LISTS beside)
-    file(COPY ${dir} DESTINATION ${WORK_DIR})
-endforeach()
 
 string(REPLACE "|" ";" prefix_path "${PREFIX_PATH}")
 set(prefix_path ${prefix} ${prefix_path}) # the install first
@@ -60,7 +55,7 @@ if(NOT at EQUAL 0)
 endif()
 
 step(${CMAKE_COMMAND} --build ${build})
-step(${build}/${PROGRAM} ${program_args})
+step(${CMAKE_COMMAND} -E env --unset=QML_IMPORT_PATH --unset=QML2_IMPORT_PATH ${build}/${PROGRAM} ${program_args})
 
 if(PROBE_COMPONENTS)
     # probe NAME EXPECTATION BODY: configures a project whose CMakeLists.txt is BODY and checks

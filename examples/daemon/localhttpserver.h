@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <chrono>
 
-//! A tiny HTTP/1.1 server on 127.0.0.1 for the daemon's and the widgets example's demos and tests.
+//! A tiny HTTP/1.1 server on 127.0.0.1 for the daemon's demo and tests.
 /*!
  * It answers each GET after an artificial latency (a QTimer, so it handles any number of requests
  * at once on one thread) and counts the requests in flight (received, not answered yet), so the
