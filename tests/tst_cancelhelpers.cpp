@@ -915,13 +915,15 @@ private Q_SLOTS:
         run([]() -> QCoro::Task<void> {
             std::stop_source source;
             QThread worker;
-            worker.start();
             QObject context;
             context.moveToThread(&worker);
             QPromise<int> promise;
             promise.start();
             WorkerAwait sleeping, racing;
             std::atomic<bool> raceOperationEnded = false;
+            // Started once everything it shares exists: the thread's creation orders those writes
+            // before its reads (a hand-over through Qt's event queue is invisible to TSan).
+            worker.start();
             QMetaObject::invokeMethod(&context, [&] {
                 static_cast<void>(awaitInWorker(TaskPool::sleep(60s, source.get_token()), &sleeping));
                 static_cast<void>(awaitInWorker(

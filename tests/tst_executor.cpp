@@ -19,6 +19,17 @@ using TaskPool::TaskPoolExecutor;
 
 namespace {
 
+//! A finished QFuture holding \a value (QtFuture::makeReadyFuture is deprecated from Qt 6.6, and
+//! its replacement makeReadyValueFuture is not in 6.4).
+template <typename T> QFuture<T> readyFuture(T value)
+{
+    QPromise<T> promise;
+    promise.start();
+    promise.addResult(std::move(value));
+    promise.finish();
+    return promise.future();
+}
+
 QCoro::Task<int> adivmod(int x, int y)
 {
     co_await TestUtil::sleep(1ms);
@@ -726,7 +737,7 @@ private Q_SLOTS:
     {
         run([]() -> QCoro::Task<void> {
             TaskPoolExecutor pool(1);
-            auto ready = pool.submit([] { return QtFuture::makeReadyFuture(5); });
+            auto ready = pool.submit([] { return readyFuture(5); });
             CO_COMPARE(co_await ready, 5);
 
             // The slot stays taken until the returned QFuture finishes.
@@ -743,7 +754,7 @@ private Q_SLOTS:
             CO_VERIFY(co_await queued); // it started only once the QFuture had finished
 
             // The same QFuture handed over as an awaitable.
-            auto direct = pool.submit(QtFuture::makeReadyFuture(QStringLiteral("direct")));
+            auto direct = pool.submit(readyFuture(QStringLiteral("direct")));
             CO_COMPARE(co_await direct, QStringLiteral("direct"));
             co_await pool.shutdown();
         }());

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 using namespace TestUtil;
+using namespace Qt::StringLiterals;
 using TaskPool::CancelledError;
 using TaskPool::Future;
 using TaskPool::TaskPoolExecutor;
@@ -168,7 +169,7 @@ private Q_SLOTS:
             QSignalSpy finished(&watcher, &QFutureWatcherBase::finished);
             watcher.setFuture(future);
             CO_COMPARE(co_await future, QStringLiteral("0")); // co_await gives the first
-            CO_COMPARE(future.results(), (QList<QString> { u"0"_qs, u"1"_qs, u"2"_qs }));
+            CO_COMPARE(future.results(), (QList<QString> { u"0"_s, u"1"_s, u"2"_s }));
             CO_COMPARE(future.resultCount(), 3);
             co_await until([&] { return finished.count() == 1; });
             CO_VERIFY(ready.count() >= 1);
@@ -394,15 +395,15 @@ private Q_SLOTS:
         QTest::addColumn<QString>("path");
         QTest::addColumn<int>("expectedCanceled"); // -1: whatever Qt does (it flags failures canceled)
         QTest::addColumn<int>("expectedResults");
-        QTest::newRow("result") << u"result"_qs << 0 << 1;
-        QTest::newRow("failure") << u"failure"_qs << -1 << 0;
-        QTest::newRow("cancel queued") << u"cancel queued"_qs << 1 << 0;
-        QTest::newRow("cancel running") << u"cancel running"_qs << 1 << 0;
-        QTest::newRow("task throws CancelledError") << u"throws cancel"_qs << 1 << 0;
-        QTest::newRow("shutdown cancelFutures") << u"shutdown"_qs << 1 << 0;
-        QTest::newRow("QFuture copy cancel, queued") << u"plain queued"_qs << 1 << 0;
-        QTest::newRow("QFuture copy cancel, running") << u"plain running"_qs << 1 << 0;
-        QTest::newRow("executor destroyed") << u"destroyed"_qs << 0 << 1;
+        QTest::newRow("result") << u"result"_s << 0 << 1;
+        QTest::newRow("failure") << u"failure"_s << -1 << 0;
+        QTest::newRow("cancel queued") << u"cancel queued"_s << 1 << 0;
+        QTest::newRow("cancel running") << u"cancel running"_s << 1 << 0;
+        QTest::newRow("task throws CancelledError") << u"throws cancel"_s << 1 << 0;
+        QTest::newRow("shutdown cancelFutures") << u"shutdown"_s << 1 << 0;
+        QTest::newRow("QFuture copy cancel, queued") << u"plain queued"_s << 1 << 0;
+        QTest::newRow("QFuture copy cancel, running") << u"plain running"_s << 1 << 0;
+        QTest::newRow("executor destroyed") << u"destroyed"_s << 0 << 1;
     }
     void watcherSignals()
     {
