@@ -62,7 +62,8 @@
 //    queued task's key has room, and the window is full.
 //  * shutdown(): no more submits (ShutdownError); with cancelFutures every queued task is
 //    cancelled and every taken or running one has its stop requested.
-//  * A context's destruction cancels its tasks (Future::cancel()) in submission order.
+//  * A context's destruction cancels its tasks (Future::cancel()) in submission order; the signals
+//    of those transitions are emitted from the event loop (or by the next transition's flush).
 #pragma once
 
 #include <algorithm>
@@ -73,6 +74,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace SchedModel {
@@ -359,8 +361,12 @@ public:
         }
         std::sort(labels.begin(), labels.end(),
                   [this](int a, int b) { return m_tasks.at(a).order < m_tasks.at(b).order; });
+        // Its transitions are made now, inside the object's destructor; their signals are emitted
+        // from the event loop (the object's slots must not run half destroyed).
+        m_deferring = true;
         for (int label : labels)
             cancel(label);
+        m_deferring = false;
     }
 
     void advance(long ms)
@@ -402,6 +408,8 @@ public:
     //! from other threads are learnt, then queued tasks start while they may.
     void runEventLoop()
     {
+        if (std::exchange(m_flushDue, false))
+            flush(); // what a context's destruction left to the loop
         for (;;) {
             while (!m_learn.empty()) {
                 const Learn learn = m_learn.front();
@@ -494,6 +502,10 @@ private:
     //! flush only, once every slot before it has returned, and only if still idle then.
     void flush()
     {
+        if (m_deferring) {
+            m_flushDue = !m_outbox.empty() || m_idleDue || m_flushDue;
+            return;
+        }
         ++m_flushDepth;
         for (;;) {
             while (!m_outbox.empty()) {
@@ -704,6 +716,8 @@ private:
     std::deque<Report> m_outbox;
     int m_flushDepth = 0;
     bool m_idleDue = false;
+    bool m_deferring = false; // a context is being destroyed: signals wait for the event loop
+    bool m_flushDue = false;
     std::set<int> m_deadContexts;
 };
 
