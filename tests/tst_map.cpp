@@ -12,7 +12,9 @@
 #include <QCoro/QCoroAsyncGenerator>
 #include <QSet>
 
+#include <algorithm>
 #include <climits>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ranges>
@@ -83,7 +85,12 @@ public:
 
         Iterator() = default;
         explicit Iterator(CountingInput* input) : m_input(input) { }
-        int operator*() const { return m_input->m_next; }
+        int operator*() const
+        {
+            if (m_input->onRead)
+                m_input->onRead(m_input->m_next);
+            return m_input->m_next;
+        }
         Iterator& operator++()
         {
             ++m_input->m_next;
@@ -107,6 +114,8 @@ public:
     std::default_sentinel_t end() const { return {}; }
     //! How many items were taken from the input; also the next item it gives.
     int pulled() const { return m_next; }
+    //! Called with each item as it is read (by the iterator's `*`), when set.
+    std::function<void(int)> onRead;
 
 private:
     int m_size;
@@ -169,6 +178,58 @@ QList<int> upTo(int count)
     for (int i = 0; i < count; ++i)
         list.append(i);
     return list;
+}
+
+//! How a test makes the executor go away in the middle of a map.
+enum class Gone { Destroyed, ShutDown, ShutDownWaiting, ShutDownCancelling };
+
+//! Makes \a pool go away as \a how says.
+QCoro::Task<void> makeGone(std::unique_ptr<TaskPoolExecutor>& pool, Gone how)
+{
+    if (how == Gone::Destroyed) {
+        pool.reset();
+        co_return;
+    }
+    const ShutdownOptions options { .wait = how == Gone::ShutDownWaiting,
+                                    .cancelFutures = how == Gone::ShutDownCancelling };
+    co_await pool->shutdown(options);
+}
+
+//! What an element of a map says: its value; for mapSettled(), -1 for a cancelled item, -2 for a
+//! failed one.
+int valueOf(int value)
+{
+    return value;
+}
+int valueOf(const TaskPool::Result<int>& result)
+{
+    return result.hasValue() ? result.value() : result.isCancelled() ? -1 : -2;
+}
+
+//! Takes every element of \a results into \a values, awaiting `afterEach(count taken)` after each;
+//! returns how the iteration ended: "end", or the exception that ended it.
+template <typename Element, typename AfterEach>
+QCoro::Task<QString> drain(QCoro::AsyncGenerator<Element> results, QList<int>& values, AfterEach afterEach)
+{
+    try {
+        auto it = co_await results.begin();
+        while (it != results.end()) {
+            values.append(valueOf(*it));
+            co_await afterEach(int(values.size()));
+            co_await ++it;
+        }
+    } catch (const ShutdownError&) {
+        co_return u"ShutdownError"_s;
+    } catch (const CancelledError&) {
+        co_return u"CancelledError"_s;
+    }
+    co_return u"end"_s;
+}
+
+//! A coroutine that does nothing: drain()'s afterEach when there is nothing to do.
+QCoro::Task<void> nothingMore(int)
+{
+    co_return;
 }
 
 // map() needs at least one range (CPython's test_map_buffersize_without_iterable: here it does
@@ -381,7 +442,8 @@ private Q_SLOTS:
         QTest::addColumn<int>("bufferSize");
         QTest::addColumn<bool>("expectCancelled");
         // shutdown({.cancelFutures = true}) cancels the queued items; a buffered map submits no
-        // more after it, so with a buffer of 1 nothing queued was left to cancel.
+        // more after it, so with a buffer of 1 nothing queued was left to cancel: the iteration
+        // ends with ShutdownError instead, its input cut short.
         QTest::newRow("no buffer") << 0 << true;
         QTest::newRow("buffer 1") << 1 << false;
         QTest::newRow("buffer 2") << 2 << true;
@@ -413,7 +475,7 @@ private Q_SLOTS:
             if (expectCancelled)
                 CO_VERIFY_THROWS(co_await ++it, CancelledError);
             else
-                co_await ++it;
+                CO_VERIFY_THROWS(co_await ++it, ShutdownError);
             CO_VERIFY(it == results.end());
             co_await pool.shutdown();
         }(bufferSize, expectCancelled));
@@ -916,15 +978,17 @@ private Q_SLOTS:
         QTest::addColumn<int>("size"); // of the input; < 0: endless
         QTest::addColumn<int>("takenBefore");
         QTest::addColumn<int>("expectedCount");
-        // Buffered: the items submitted before the executor went away, and no more.
-        QTest::newRow("destroyed, buffer 1") << true << 1 << -1 << 1 << 2;
-        QTest::newRow("destroyed, buffer 2") << true << 2 << -1 << 1 << 3;
-        QTest::newRow("destroyed, buffer 4, after 3") << true << 4 << -1 << 3 << 7;
-        QTest::newRow("shut down, buffer 2") << false << 2 << -1 << 1 << 3;
-        QTest::newRow("shut down, buffer 4, after 3") << false << 4 << -1 << 3 << 7;
-        // Unbuffered: every item was submitted at the call.
-        QTest::newRow("destroyed, no buffer") << true << 0 << 6 << 2 << 6;
-        QTest::newRow("shut down, no buffer") << false << 0 << 6 << 2 << 6;
+        QTest::addColumn<bool>("cutShort"); // the iteration ends with ShutdownError
+        // Buffered: the items submitted before the executor went away, and no more; then
+        // ShutdownError, as the endless input was not exhausted.
+        QTest::newRow("destroyed, buffer 1") << true << 1 << -1 << 1 << 2 << true;
+        QTest::newRow("destroyed, buffer 2") << true << 2 << -1 << 1 << 3 << true;
+        QTest::newRow("destroyed, buffer 4, after 3") << true << 4 << -1 << 3 << 7 << true;
+        QTest::newRow("shut down, buffer 2") << false << 2 << -1 << 1 << 3 << true;
+        QTest::newRow("shut down, buffer 4, after 3") << false << 4 << -1 << 3 << 7 << true;
+        // Unbuffered: every item was submitted at the call, nothing is cut short.
+        QTest::newRow("destroyed, no buffer") << true << 0 << 6 << 2 << 6 << false;
+        QTest::newRow("shut down, no buffer") << false << 0 << 6 << 2 << 6 << false;
     }
     void mapExecutorGoneMidIteration()
     {
@@ -933,31 +997,215 @@ private Q_SLOTS:
         QFETCH(int, size);
         QFETCH(int, takenBefore);
         QFETCH(int, expectedCount);
-        run([](bool destroy, int bufferSize, int size, int takenBefore, int expectedCount) -> QCoro::Task<void> {
+        QFETCH(bool, cutShort);
+        run([](bool destroy, int bufferSize, int size, int takenBefore, int expectedCount,
+               bool cutShort) -> QCoro::Task<void> {
             CountingInput input(size);
             auto pool = std::make_unique<TaskPoolExecutor>(2);
             auto same = [](int x) -> QCoro::Task<int> {
                 co_await nextTurn();
                 co_return x;
             };
+            auto afterEach = [&](int taken) -> QCoro::Task<void> {
+                if (taken == takenBefore)
+                    co_await makeGone(pool, destroy ? Gone::Destroyed : Gone::ShutDown);
+            };
             QList<int> results;
-            QCORO_FOREACH(int r, pool->map(buffer(bufferSize), same, input))
-            {
-                results.append(r);
-                if (results.size() == takenBefore) {
-                    if (destroy) {
-                        pool.reset();
-                    } else {
-                        const ShutdownOptions noWait { .wait = false };
-                        co_await pool->shutdown(noWait);
-                    }
-                }
-            }
+            const QString end = co_await drain(pool->map(buffer(bufferSize), same, input), results, afterEach);
             CO_COMPARE(results, upTo(expectedCount));
+            CO_COMPARE(end, cutShort ? u"ShutdownError"_s : u"end"_s);
             CO_COMPARE(input.pulled(), expectedCount);
             if (pool)
                 co_await pool->shutdown();
-        }(destroy, bufferSize, size, takenBefore, expectedCount));
+        }(destroy, bufferSize, size, takenBefore, expectedCount, cutShort));
+    }
+
+    // A buffered map whose executor goes away before its input is exhausted yields the items
+    // already submitted, then throws ShutdownError: a run cut short never looks complete. Its
+    // input exhausted when the executor goes, it ends as usual. One worker, a buffer of 2, the
+    // executor gone once 5 results were taken: items 0 to 6 were submitted by then.
+    void mapCutShortThrowsShutdownError_data()
+    {
+        QTest::addColumn<int>("how"); // a Gone
+        QTest::addColumn<bool>("settled"); // mapSettled() rather than map()
+        QTest::addColumn<int>("size"); // of the input; < 0: endless
+        QTest::addColumn<QList<int>>("expected"); // the values yielded (-1: a cancelled Result)
+        QTest::addColumn<QString>("end");
+        const QList<int> seven = upTo(7);
+        const QList<int> sixThenCancelled = upTo(6) << -1;
+        const struct {
+            Gone how;
+            const char* name;
+        } hows[] = { { Gone::Destroyed, "destroyed in the loop" },
+                     { Gone::ShutDown, "shut down" },
+                     { Gone::ShutDownWaiting, "shut down, waiting" },
+                     { Gone::ShutDownCancelling, "shut down, cancelling" } };
+        for (const auto& [how, name] : hows) {
+            for (const bool settled : { false, true }) {
+                const QByteArray row = QByteArray(settled ? "mapSettled, " : "map, ") + name;
+                if (how != Gone::ShutDownCancelling) {
+                    QTest::newRow(row + ", 10 items") << int(how) << settled << 10 << seven << u"ShutdownError"_s;
+                    QTest::newRow(row + ", endless") << int(how) << settled << -1 << seven << u"ShutdownError"_s;
+                    QTest::newRow(row + ", 7 items (exhausted)") << int(how) << settled << 7 << seven << u"end"_s;
+                } else if (!settled) {
+                    // Item 6 was queued behind the running item 5: cancelled, it throws at its
+                    // position first.
+                    QTest::newRow(row + ", 10 items") << int(how) << settled << 10 << upTo(6) << u"CancelledError"_s;
+                    QTest::newRow(row + ", 7 items (exhausted)")
+                        << int(how) << settled << 7 << upTo(6) << u"CancelledError"_s;
+                } else {
+                    // mapSettled() yields the cancelled item 6, then tells whether the input was
+                    // cut short.
+                    QTest::newRow(row + ", 10 items")
+                        << int(how) << settled << 10 << sixThenCancelled << u"ShutdownError"_s;
+                    QTest::newRow(row + ", 7 items (exhausted)")
+                        << int(how) << settled << 7 << sixThenCancelled << u"end"_s;
+                }
+            }
+        }
+    }
+    void mapCutShortThrowsShutdownError()
+    {
+        QFETCH(int, how);
+        QFETCH(bool, settled);
+        QFETCH(int, size);
+        QFETCH(QList<int>, expected);
+        QFETCH(QString, end);
+        run([](Gone how, bool settled, int size, QList<int> expected, QString end) -> QCoro::Task<void> {
+            CountingInput input(size);
+            auto pool = std::make_unique<TaskPoolExecutor>(1);
+            QList<int> started;
+            Gate hold; // holds item 5, when cancelling, so that item 6 stays queued behind it
+            const bool cancelling = how == Gone::ShutDownCancelling;
+            auto same = [&](int x) -> QCoro::Task<int> {
+                started.append(x);
+                if (cancelling && x == 5)
+                    co_await hold;
+                co_await nextTurn();
+                co_return x;
+            };
+            auto afterEach = [&](int taken) -> QCoro::Task<void> {
+                if (taken != 5)
+                    co_return;
+                if (cancelling)
+                    co_await until([&] { return started.contains(5); });
+                co_await makeGone(pool, how);
+                hold.open();
+            };
+            const MapOptions options { .bufferSize = 2 };
+            QList<int> values;
+            QString ended;
+            if (settled)
+                ended = co_await drain(pool->mapSettled(options, same, input), values, afterEach);
+            else
+                ended = co_await drain(pool->map(options, same, input), values, afterEach);
+            CO_COMPARE(values, expected);
+            CO_COMPARE(ended, end);
+            CO_COMPARE(input.pulled(), 7); // nothing read after the executor went
+            CO_VERIFY(!started.contains(7));
+            if (pool)
+                co_await pool->shutdown();
+        }(Gone(how), settled, size, expected, end));
+    }
+
+    // The executor destroyed while the iteration waits for an item, by someone other than the
+    // consumer: the items submitted before are yielded, then ShutdownError.
+    void mapDestroyedWhileAwaitingAnItem_data()
+    {
+        QTest::addColumn<bool>("settled");
+        QTest::newRow("map") << false;
+        QTest::newRow("mapSettled") << true;
+    }
+    void mapDestroyedWhileAwaitingAnItem()
+    {
+        QFETCH(bool, settled);
+        run([](bool settled) -> QCoro::Task<void> {
+            CountingInput input(10);
+            auto pool = std::make_unique<TaskPoolExecutor>(1);
+            Gate hold;
+            auto same = [&](int x) -> QCoro::Task<int> {
+                if (x == 5)
+                    co_await hold;
+                co_return x;
+            };
+            // Once the iteration asked for item 5 (held) and so submitted item 7, with a buffer
+            // of 2.
+            auto destroyer
+                = [](std::unique_ptr<TaskPoolExecutor>& pool, CountingInput& input, Gate& hold) -> QCoro::Task<void> {
+                co_await until([&] { return input.pulled() == 8; });
+                pool.reset();
+                hold.open();
+            }(pool, input, hold);
+            const MapOptions options { .bufferSize = 2 };
+            QList<int> values;
+            QString ended;
+            if (settled)
+                ended = co_await drain(pool->mapSettled(options, same, input), values, nothingMore);
+            else
+                ended = co_await drain(pool->map(options, same, input), values, nothingMore);
+            co_await destroyer;
+            CO_COMPARE(values, upTo(8));
+            CO_COMPARE(ended, u"ShutdownError"_s);
+            CO_COMPARE(input.pulled(), 8);
+        }(settled));
+    }
+
+    // The executor shut down or destroyed while the map reads its next item (here by the input
+    // itself, between the map's check of the executor and the item's submission; a shutdown from
+    // another thread comes at the same point): that item is dropped and never runs, the ones
+    // before are yielded, then ShutdownError. Also for an unbuffered map cut short during the
+    // map() call.
+    void mapExecutorGoneWhileReadingAnItem_data()
+    {
+        QTest::addColumn<bool>("destroy");
+        QTest::addColumn<int>("bufferSize");
+        QTest::addColumn<bool>("settled");
+        QTest::newRow("shut down, buffer 2") << false << 2 << false;
+        QTest::newRow("shut down, buffer 2, mapSettled") << false << 2 << true;
+        QTest::newRow("destroyed, buffer 2") << true << 2 << false;
+        QTest::newRow("destroyed, buffer 2, mapSettled") << true << 2 << true;
+        QTest::newRow("shut down, no buffer (during the call)") << false << 0 << false;
+        QTest::newRow("shut down, no buffer (during the call), mapSettled") << false << 0 << true;
+    }
+    void mapExecutorGoneWhileReadingAnItem()
+    {
+        QFETCH(bool, destroy);
+        QFETCH(int, bufferSize);
+        QFETCH(bool, settled);
+        run([](bool destroy, int bufferSize, bool settled) -> QCoro::Task<void> {
+            CountingInput input(6);
+            auto pool = std::make_unique<TaskPoolExecutor>(2);
+            input.onRead = [&](int item) {
+                if (item != 3)
+                    return;
+                if (destroy) {
+                    pool.reset();
+                } else {
+                    const ShutdownOptions noWait { .wait = false };
+                    auto shutdown = pool->shutdown(noWait); // completes before it returns
+                    Q_UNUSED(shutdown);
+                }
+            };
+            QList<int> started;
+            auto same = [&](int x) -> QCoro::Task<int> {
+                started.append(x);
+                co_await nextTurn();
+                co_return x;
+            };
+            QList<int> values;
+            QString ended;
+            if (settled)
+                ended = co_await drain(pool->mapSettled(buffer(bufferSize), same, input), values, nothingMore);
+            else
+                ended = co_await drain(pool->map(buffer(bufferSize), same, input), values, nothingMore);
+            CO_COMPARE(values, upTo(3));
+            CO_COMPARE(ended, u"ShutdownError"_s);
+            CO_COMPARE(input.pulled(), 4);
+            std::sort(started.begin(), started.end());
+            CO_COMPARE(started, upTo(3)); // item 3 was read, never started
+            if (pool)
+                co_await pool->shutdown();
+        }(destroy, bufferSize, settled));
     }
 
     // ---- result types and the bound on workers -------------------------------------------------

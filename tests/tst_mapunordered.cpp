@@ -10,6 +10,7 @@
 #include <QCoro/QCoroAsyncGenerator>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <ranges>
@@ -17,6 +18,7 @@
 #include <vector>
 
 using namespace TestUtil;
+using namespace Qt::StringLiterals;
 using TaskPool::CancelledError;
 using TaskPool::Indexed;
 using TaskPool::MapOptions;
@@ -77,6 +79,83 @@ QCoro::Task<int> nextTurnTwice(int x)
 QCoro::Task<void> nothing(int)
 {
     co_await TaskPool::detail::Yield {};
+}
+
+//! How a test makes the executor go away in the middle of a map.
+enum class Gone { Destroyed, ShutDown, ShutDownWaiting, ShutDownCancelling };
+
+//! Makes \a pool go away as \a how says.
+QCoro::Task<void> makeGone(std::unique_ptr<TaskPoolExecutor>& pool, Gone how)
+{
+    if (how == Gone::Destroyed) {
+        pool.reset();
+        co_return;
+    }
+    const ShutdownOptions options { .wait = how == Gone::ShutDownWaiting,
+                                    .cancelFutures = how == Gone::ShutDownCancelling };
+    co_await pool->shutdown(options);
+}
+
+//! What the elements of an unordered map said: index -> value; for mapUnorderedSettled(), -1 is
+//! the value of a cancelled item, -2 of a failed one.
+using Yielded = std::map<qsizetype, int>;
+
+void note(Yielded& got, const Indexed<int>& element)
+{
+    got[element.index] = element.value;
+}
+void note(Yielded& got, const Indexed<Result<int>>& element)
+{
+    const Result<int>& r = element.value;
+    got[element.index] = r.hasValue() ? r.value() : r.isCancelled() ? -1 : -2;
+}
+
+//! Takes every element of \a results into \a got, awaiting `afterEach(count taken)` after each;
+//! returns how the iteration ended: "end", or the exception that ended it.
+template <typename Element, typename AfterEach>
+QCoro::Task<QString> drain(QCoro::AsyncGenerator<Element> results, Yielded& got, AfterEach afterEach)
+{
+    int taken = 0;
+    try {
+        auto it = co_await results.begin();
+        while (it != results.end()) {
+            note(got, *it);
+            co_await afterEach(++taken);
+            co_await ++it;
+        }
+    } catch (const ShutdownError&) {
+        co_return QStringLiteral("ShutdownError");
+    } catch (const CancelledError&) {
+        co_return QStringLiteral("CancelledError");
+    }
+    co_return QStringLiteral("end");
+}
+
+//! A coroutine that does nothing: drain()'s afterEach when there is nothing to do.
+QCoro::Task<void> nothingMore(int)
+{
+    co_return;
+}
+
+//! Items 0 .. \a count - 1, each 10 times its index.
+Yielded tenTimes(int count)
+{
+    Yielded got;
+    for (int i = 0; i < count; ++i)
+        got[i] = 10 * i;
+    return got;
+}
+
+//! The items 0 .. size - 1 as an input that counts the items read and calls \a onRead (when set)
+//! with each as it is read.
+auto countedInput(int size, int& reads, const std::function<void(int)>& onRead)
+{
+    return std::views::iota(0, size) | std::views::transform([&reads, &onRead](int item) {
+               if (onRead)
+                   onRead(item);
+               ++reads;
+               return item;
+           });
 }
 
 } // namespace
@@ -401,19 +480,28 @@ private Q_SLOTS:
         }());
     }
 
-    //! Once the executor is shut down, a buffered map yields the items already submitted and ends.
-    void endsAfterSubmittedOnceShutDown()
+    //! Once the executor is shut down, a buffered map yields the items already submitted, then
+    //! throws ShutdownError: its endless input was cut short.
+    void throwsAfterSubmittedOnceShutDown()
     {
         run([]() -> QCoro::Task<void> {
             TaskPoolExecutor pool(4);
             std::vector<qsizetype> indices;
-            QCORO_FOREACH(const Indexed<int>& item,
-                          pool.mapUnordered({ .bufferSize = 2 }, nextTurnTwice, std::views::iota(0)))
-            {
-                if (indices.empty())
-                    co_await pool.shutdown({ .wait = false });
-                indices.push_back(item.index);
+            bool cutShort = false;
+            try {
+                QCORO_FOREACH(const Indexed<int>& item,
+                              pool.mapUnordered({ .bufferSize = 2 }, nextTurnTwice, std::views::iota(0)))
+                {
+                    if (indices.empty()) {
+                        const ShutdownOptions noWait { .wait = false };
+                        co_await pool.shutdown(noWait);
+                    }
+                    indices.push_back(item.index);
+                }
+            } catch (const ShutdownError&) {
+                cutShort = true;
             }
+            CO_VERIFY(cutShort);
             std::sort(indices.begin(), indices.end());
             // Two submitted at the call, one more when the first result was taken.
             CO_COMPARE(indices, (std::vector<qsizetype> { 0, 1, 2 }));
@@ -421,20 +509,225 @@ private Q_SLOTS:
     }
 
     //! The same when the executor is destroyed.
-    void endsAfterSubmittedOnceDestroyed()
+    void throwsAfterSubmittedOnceDestroyed()
     {
         run([]() -> QCoro::Task<void> {
             auto pool = std::make_unique<TaskPoolExecutor>(4);
             int yielded = 0;
-            QCORO_FOREACH(const Indexed<int>& item,
-                          pool->mapUnordered({ .bufferSize = 3 }, nextTurnTwice, std::views::iota(0)))
-            {
-                Q_UNUSED(item);
-                if (++yielded == 1)
-                    pool.reset();
+            bool cutShort = false;
+            try {
+                QCORO_FOREACH(const Indexed<int>& item,
+                              pool->mapUnordered({ .bufferSize = 3 }, nextTurnTwice, std::views::iota(0)))
+                {
+                    Q_UNUSED(item);
+                    if (++yielded == 1)
+                        pool.reset();
+                }
+            } catch (const ShutdownError&) {
+                cutShort = true;
             }
+            CO_VERIFY(cutShort);
             CO_COMPARE(yielded, 4);
         }());
+    }
+
+    //! A buffered mapUnordered() or mapUnorderedSettled() whose executor goes away before its
+    //! input is exhausted yields the items already submitted, then throws ShutdownError; its input
+    //! exhausted when the executor goes, it ends as usual. One worker, a buffer of 2, the executor
+    //! gone once 5 results were taken: items 0 to 6 were submitted by then.
+    void cutShortThrowsShutdownError_data()
+    {
+        QTest::addColumn<int>("how"); // a Gone
+        QTest::addColumn<bool>("settled"); // mapUnorderedSettled() rather than mapUnordered()
+        QTest::addColumn<int>("size"); // of the input
+        QTest::addColumn<Yielded>("expected");
+        QTest::addColumn<QString>("end");
+        const Yielded seven = tenTimes(7);
+        Yielded cancelledSix = seven;
+        cancelledSix[6] = -1;
+        const struct {
+            Gone how;
+            const char* name;
+        } hows[] = { { Gone::Destroyed, "destroyed in the loop" },
+                     { Gone::ShutDown, "shut down" },
+                     { Gone::ShutDownWaiting, "shut down, waiting" },
+                     { Gone::ShutDownCancelling, "shut down, cancelling" } };
+        for (const auto& [how, name] : hows) {
+            for (const bool settled : { false, true }) {
+                const QByteArray row = QByteArray(settled ? "mapUnorderedSettled, " : "mapUnordered, ") + name;
+                if (how != Gone::ShutDownCancelling) {
+                    QTest::newRow(row + ", 10 items") << int(how) << settled << 10 << seven << u"ShutdownError"_s;
+                    QTest::newRow(row + ", 7 items (exhausted)") << int(how) << settled << 7 << seven << u"end"_s;
+                } else if (!settled) {
+                    // Item 6, queued behind the running item 5, is cancelled and settles first:
+                    // its CancelledError ends the iteration.
+                    QTest::newRow(row + ", 10 items")
+                        << int(how) << settled << 10 << tenTimes(5) << u"CancelledError"_s;
+                    QTest::newRow(row + ", 7 items (exhausted)")
+                        << int(how) << settled << 7 << tenTimes(5) << u"CancelledError"_s;
+                } else {
+                    QTest::newRow(row + ", 10 items")
+                        << int(how) << settled << 10 << cancelledSix << u"ShutdownError"_s;
+                    QTest::newRow(row + ", 7 items (exhausted)")
+                        << int(how) << settled << 7 << cancelledSix << u"end"_s;
+                }
+            }
+        }
+    }
+    void cutShortThrowsShutdownError()
+    {
+        QFETCH(int, how);
+        QFETCH(bool, settled);
+        QFETCH(int, size);
+        QFETCH(Yielded, expected);
+        QFETCH(QString, end);
+        run([](Gone how, bool settled, int size, Yielded expected, QString end) -> QCoro::Task<void> {
+            int reads = 0;
+            const std::function<void(int)> onRead;
+            auto pool = std::make_unique<TaskPoolExecutor>(1);
+            std::vector<int> started;
+            Gate hold; // holds item 5, when cancelling, so that item 6 stays queued behind it
+            const bool cancelling = how == Gone::ShutDownCancelling;
+            auto fn = [&](int x) -> QCoro::Task<int> {
+                started.push_back(x);
+                if (cancelling && x == 5)
+                    co_await hold;
+                co_await TaskPool::detail::Yield {};
+                co_return 10 * x;
+            };
+            auto afterEach = [&](int taken) -> QCoro::Task<void> {
+                if (taken != 5)
+                    co_return;
+                if (cancelling)
+                    co_await until([&] { return std::find(started.begin(), started.end(), 5) != started.end(); });
+                co_await makeGone(pool, how);
+                hold.open();
+            };
+            const MapOptions options { .bufferSize = 2 };
+            Yielded got;
+            QString ended;
+            if (settled)
+                ended = co_await drain(pool->mapUnorderedSettled(options, fn, countedInput(size, reads, onRead)), got,
+                                       afterEach);
+            else
+                ended = co_await drain(pool->mapUnordered(options, fn, countedInput(size, reads, onRead)), got,
+                                       afterEach);
+            CO_COMPARE(got, expected);
+            CO_COMPARE(ended, end);
+            CO_COMPARE(reads, 7); // nothing read after the executor went
+            if (pool)
+                co_await pool->shutdown();
+        }(Gone(how), settled, size, expected, end));
+    }
+
+    //! The executor destroyed while the iteration waits for an item, by someone other than the
+    //! consumer: the items submitted before are yielded, then ShutdownError.
+    void destroyedWhileAwaitingAnItem_data()
+    {
+        QTest::addColumn<bool>("settled");
+        QTest::newRow("mapUnordered") << false;
+        QTest::newRow("mapUnorderedSettled") << true;
+    }
+    void destroyedWhileAwaitingAnItem()
+    {
+        QFETCH(bool, settled);
+        run([](bool settled) -> QCoro::Task<void> {
+            int reads = 0;
+            const std::function<void(int)> onRead;
+            auto pool = std::make_unique<TaskPoolExecutor>(1);
+            Gate hold;
+            bool tookFive = false;
+            auto fn = [&](int x) -> QCoro::Task<int> {
+                if (x == 5)
+                    co_await hold;
+                co_return 10 * x;
+            };
+            auto afterEach = [&](int taken) -> QCoro::Task<void> {
+                tookFive = tookFive || taken == 5;
+                co_return;
+            };
+            // Once 5 results were taken: the iteration then waits for item 5, held, with items 0
+            // to 6 submitted (a buffer of 2).
+            auto destroyer
+                = [](std::unique_ptr<TaskPoolExecutor>& pool, bool& tookFive, Gate& hold) -> QCoro::Task<void> {
+                co_await until([&] { return tookFive; });
+                pool.reset();
+                hold.open();
+            }(pool, tookFive, hold);
+            const MapOptions options { .bufferSize = 2 };
+            Yielded got;
+            QString ended;
+            if (settled)
+                ended = co_await drain(pool->mapUnorderedSettled(options, fn, countedInput(10, reads, onRead)), got,
+                                       afterEach);
+            else
+                ended
+                    = co_await drain(pool->mapUnordered(options, fn, countedInput(10, reads, onRead)), got, afterEach);
+            co_await destroyer;
+            CO_COMPARE(got, tenTimes(7));
+            CO_COMPARE(ended, QStringLiteral("ShutdownError"));
+            CO_COMPARE(reads, 7);
+        }(settled));
+    }
+
+    //! The executor shut down or destroyed while the map reads its next item (here by the input
+    //! itself, between the map's check of the executor and the item's submission; a shutdown from
+    //! another thread comes at the same point): that item is dropped and never runs, the ones
+    //! before are yielded, then ShutdownError. Also for an unbuffered map cut short during the call.
+    void goneWhileReadingAnItem_data()
+    {
+        QTest::addColumn<bool>("destroy");
+        QTest::addColumn<int>("bufferSize"); // 0: none
+        QTest::addColumn<bool>("settled");
+        QTest::newRow("shut down, buffer 2") << false << 2 << false;
+        QTest::newRow("shut down, buffer 2, settled") << false << 2 << true;
+        QTest::newRow("destroyed, buffer 2") << true << 2 << false;
+        QTest::newRow("destroyed, buffer 2, settled") << true << 2 << true;
+        QTest::newRow("shut down, no buffer (during the call)") << false << 0 << false;
+        QTest::newRow("shut down, no buffer (during the call), settled") << false << 0 << true;
+    }
+    void goneWhileReadingAnItem()
+    {
+        QFETCH(bool, destroy);
+        QFETCH(int, bufferSize);
+        QFETCH(bool, settled);
+        run([](bool destroy, int bufferSize, bool settled) -> QCoro::Task<void> {
+            int reads = 0;
+            auto pool = std::make_unique<TaskPoolExecutor>(2);
+            const std::function<void(int)> onRead = [&](int item) {
+                if (item != 3)
+                    return;
+                if (destroy) {
+                    pool.reset();
+                } else {
+                    const ShutdownOptions noWait { .wait = false };
+                    auto shutdown = pool->shutdown(noWait); // completes before it returns
+                    Q_UNUSED(shutdown);
+                }
+            };
+            std::vector<int> started;
+            auto fn = [&](int x) -> QCoro::Task<int> {
+                started.push_back(x);
+                co_await TaskPool::detail::Yield {};
+                co_return 10 * x;
+            };
+            const MapOptions options = bufferSize > 0 ? MapOptions { .bufferSize = bufferSize } : MapOptions {};
+            Yielded got;
+            QString ended;
+            if (settled)
+                ended = co_await drain(pool->mapUnorderedSettled(options, fn, countedInput(6, reads, onRead)), got,
+                                       nothingMore);
+            else
+                ended
+                    = co_await drain(pool->mapUnordered(options, fn, countedInput(6, reads, onRead)), got, nothingMore);
+            CO_COMPARE(got, tenTimes(3));
+            CO_COMPARE(ended, QStringLiteral("ShutdownError"));
+            CO_COMPARE(reads, 4);
+            std::sort(started.begin(), started.end());
+            CO_COMPARE(started, (std::vector<int> { 0, 1, 2 })); // item 3 was read, never started
+            if (pool)
+                co_await pool->shutdown();
+        }(destroy, bufferSize, settled));
     }
 
     //! Move-only results are moved out to the consumer; the generator keeps none.

@@ -258,7 +258,8 @@ public:
      * Without a bufferSize every item is submitted now, even if the generator is never iterated.
      * With bufferSize n, n items are submitted now and one more each time a result is taken, so an
      * infinite range runs in constant memory; once the executor is shut down or destroyed, no more
-     * are submitted and the generator ends after the submitted ones.
+     * are submitted: the generator yields the submitted ones, then throws ShutdownError if the input
+     * was not exhausted (a run cut short never looks complete; the settled siblings too).
      *
      * An item's exception, or CancelledError, is thrown when the iteration reaches it. The
      * generator owns its outstanding items: destroying it before the end cancels them all (queued

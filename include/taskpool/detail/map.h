@@ -324,16 +324,21 @@ public:
      * leaves nothing behind: the item read is dropped without being submitted, and the input counts
      * as ended. The caller (map() or the generator) then cancels what is outstanding and lets the
      * exception through.
+     *
+     * When the executor is gone or shut down before an input ended, the map is cut short
+     * (isCutShort()): an item read meanwhile (the input's own code may shut the executor down or
+     * destroy it, or another thread shut it down) is dropped, never queued. An input at its end
+     * anyway is a normal end, whatever became of the executor.
      */
     bool submitNext()
     {
-        if (m_exhausted || !MapAccess::isOpen(m_executor)) {
-            m_exhausted = true;
+        if (m_exhausted)
             return false;
-        }
         m_exhausted = true; // until this item is safely submitted: an input that threw has ended
         if (atEnd())
             return false;
+        if (!MapAccess::isOpen(m_executor))
+            return cutShort();
         JobRef job = std::apply(
             [this](auto&... it) {
                 // The arguments first, then the job owned at once, then the iterators advanced.
@@ -343,20 +348,32 @@ public:
                 return item;
             },
             *m_iterators);
+        if (!MapAccess::isOpen(m_executor))
+            return cutShort(); // gone or shut down while the item was read: dropped, never queued
         Job* raw = job.get();
         this->keep(std::move(job), m_submitted); // from here, cancelAll() covers it
         try {
             MapAccess::enqueue(m_executor, raw, m_priority, Work::takesStop);
         } catch (const ShutdownError&) {
             this->unkeep(); // shut down from another thread just now: never queued
-            return false;
+            return cutShort();
         }
         ++m_submitted;
         m_exhausted = false;
         return true;
     }
 
+    //! Whether the executor went away (gone or shut down) before the input was exhausted: once
+    //! the items submitted before are yielded, the map throws ShutdownError.
+    bool isCutShort() const { return m_cutShort; }
+
 private:
+    bool cutShort()
+    {
+        m_cutShort = true;
+        return false;
+    }
+
     bool atEnd() { return atEnd(std::index_sequence_for<Views...>()); }
     template <size_t... I> bool atEnd(std::index_sequence<I...>)
     {
@@ -370,6 +387,7 @@ private:
     std::optional<std::tuple<std::ranges::iterator_t<Views>...>> m_iterators;
     qsizetype m_submitted = 0;
     bool m_exhausted = false;
+    bool m_cutShort = false;
 };
 
 //! Validates a map call, makes its state and submits its first items (all of them without
@@ -395,7 +413,8 @@ auto startMap(TaskPoolExecutor* executor, std::optional<int> bufferSize, int pri
 template <typename Value, bool settled> using MapElement = std::conditional_t<settled, Result<Value>, Value>;
 
 //! The generator map() and mapSettled() return: yields results in input order, submitting one more
-//! item per result taken when buffered.
+//! item per result taken when buffered; cut short by the executor going away, it throws
+//! ShutdownError after the items submitted before.
 template <bool settled, typename State>
 QCoro::AsyncGenerator<MapElement<typename State::Value, settled>> mapResults(std::unique_ptr<State> state,
                                                                              bool buffered)
@@ -426,10 +445,13 @@ QCoro::AsyncGenerator<MapElement<typename State::Value, settled>> mapResults(std
         state->cancelAll(); // as the finally of Python's map: the rest is not wanted any more
         throw;
     }
+    if (state->isCutShort())
+        throw ShutdownError(); // not an item's outcome: the settled variants throw it too
 }
 
 //! The generator mapUnordered() and mapUnorderedSettled() return: yields each result with its
-//! index as soon as it settled, submitting one more item per result taken when buffered.
+//! index as soon as it settled, submitting one more item per result taken when buffered; cut short
+//! by the executor going away, it throws ShutdownError after the items submitted before.
 template <bool settled, typename State>
 QCoro::AsyncGenerator<Indexed<MapElement<typename State::Value, settled>>>
 mapUnorderedResults(std::unique_ptr<State> state, bool buffered)
@@ -463,6 +485,8 @@ mapUnorderedResults(std::unique_ptr<State> state, bool buffered)
         state->cancelAll();
         throw;
     }
+    if (state->isCutShort())
+        throw ShutdownError(); // as for map()
 }
 
 } // namespace TaskPool::detail
