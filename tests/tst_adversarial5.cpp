@@ -621,6 +621,8 @@ void tst_Adversarial5::executorDestroyedWhileBufferedMapUnorderedIterates()
                 Q_UNUSED(r);
                 ++count;
             }
+        } catch (const TaskPool::ShutdownError&) {
+            error = QStringLiteral("ShutdownError"); // cut short: never looks complete
         } catch (const std::exception& e) {
             error = QString::fromUtf8(e.what());
         }
@@ -630,8 +632,8 @@ void tst_Adversarial5::executorDestroyedWhileBufferedMapUnorderedIterates()
     delete pool;
     gate.open();
     QVERIFY2(nestedLoopUntil([&] { return done; }), "the buffered mapUnordered iteration hung after its executor died");
-    QVERIFY2(error.isEmpty(), qPrintable(error));
-    QCOMPARE(count, 1);
+    QCOMPARE(error, QStringLiteral("ShutdownError"));
+    QCOMPARE(count, 1); // the one item submitted before the executor died
 }
 
 // Promise (map: "destroying it before the end cancels them all"): a generator destroyed from the
