@@ -5,6 +5,7 @@
 #include <QCoreApplication>
 #include <QEventLoop>
 #include <QPointer>
+#include <QSemaphore>
 #include <QTimer>
 
 #include <stdexcept>
@@ -23,12 +24,38 @@ namespace detail {
     void ExecutorCore::watchQuit()
     {
         // Held by the core, not by the executor object: an executor deleted with tasks running
-        // (a window's child) still has them to stop when the application quits.
+        // (a window's child) still has them to stop when the application quits. Called in the
+        // application's thread, which waits below for an executor of another thread.
         auto* app = QCoreApplication::instance();
         if (!app)
             return;
-        m_quitHook = std::make_unique<QObject>();
-        QObject::connect(app, &QCoreApplication::aboutToQuit, m_quitHook.get(), [this] { finishAtQuit(); });
+        m_quitConnection = QObject::connect(app, &QCoreApplication::aboutToQuit, [weak = weak_from_this()] {
+            if (const auto core = weak.lock())
+                core->applicationQuits();
+        });
+    }
+
+    void ExecutorCore::applicationQuits()
+    {
+        QThread* const home = thread.load(std::memory_order_acquire);
+        if (home == QThread::currentThread())
+            return finishAtQuit();
+        if (home && home->isRunning()) {
+            // Its thread's loop may end right after exec() returns (QThread::quit()): the
+            // application's thread waits for the executor there, a bounded time.
+            auto done = std::make_shared<QSemaphore>();
+            postTo(home, [self = shared_from_this(), done] {
+                self->finishAtQuit();
+                done->release();
+            });
+            done->tryAcquire(1,
+                             int(std::min<qint64>(qint64(quitTimeout) + 1000,
+                                                  std::numeric_limits<int>::max()))); // it may be busy first
+            return;
+        }
+        // Its thread does not run (not started yet, ended, or the executor is moving to it): no
+        // other thread touches the core. What runs there would not end, but the rest stops.
+        beginShutdown(true);
     }
 
     void ExecutorCore::finishAtQuit()
@@ -38,26 +65,30 @@ namespace detail {
         // to stop, and a loop turns here until they have ended, for a bounded time.
         const auto self = shared_from_this(); // a slot may delete the executor
         beginShutdown(true);
-        if (workerCount == 0 || quitTimeout <= 0)
-            return;
-        QEventLoop loop;
-        [](std::shared_ptr<ExecutorCore> core, QPointer<QEventLoop> loop) -> QCoro::Task<void> {
-            co_await Drained { *core }; // the last worker left: every task has ended
-            if (loop)
-                loop->quit();
-        }(self, &loop);
-        QTimer timer;
-        timer.setTimerType(Qt::PreciseTimer);
-        timer.setSingleShot(true);
-        QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
-        timer.start(quitTimeout);
-        if (workerCount > 0)
-            loop.exec();
+        // What the stop handed to the loop happens at least once, whatever quitTimeout: the
+        // helpers' terminate() and abort(), and the awaiters of the cancelled futures resumed.
+        QCoreApplication::sendPostedEvents();
+        const int timeout = quitTimeout;
+        if (workerCount > 0 && timeout > 0) {
+            QEventLoop loop;
+            [](std::shared_ptr<ExecutorCore> core, QPointer<QEventLoop> loop) -> QCoro::Task<void> {
+                co_await Drained { *core }; // the last worker left: every task has ended
+                if (loop)
+                    loop->quit();
+            }(self, &loop);
+            QTimer timer;
+            timer.setTimerType(Qt::PreciseTimer);
+            timer.setSingleShot(true);
+            QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
+            timer.start(timeout);
+            if (workerCount > 0)
+                loop.exec();
+        }
         if (active > 0) {
             qCWarning(lcTaskPool,
                       "%d task(s) still running %d ms after the application quit: abandoned (give them a "
-                      "std::stop_token and the cancellation helpers, or a longer quitTimeout)",
-                      active, quitTimeout);
+                      "std::stop_token and the cancellation helpers, and a quitTimeout longer than their grace)",
+                      active, timeout);
         }
     }
 } // namespace detail
@@ -79,7 +110,7 @@ void TaskPoolExecutor::setQuitTimeout(int ms)
 {
     if (ms < 0)
         throw std::invalid_argument("quitTimeout must not be negative (0: do not wait)");
-    if (std::exchange(d->quitTimeout, ms) != ms)
+    if (d->quitTimeout.exchange(ms) != ms)
         Q_EMIT quitTimeoutChanged(ms);
 }
 
@@ -87,6 +118,7 @@ TaskPoolExecutor::~TaskPoolExecutor()
 {
     d->q = nullptr;
     d->stopReporting();
+    d->claimHomeOnDestruction();
     // Queued work still completes, as promised: nothing could resume a paused queue any more.
     d->setPaused(false);
     d->beginShutdown(false);
@@ -294,6 +326,7 @@ namespace {
 
     void checkExecutorThread(const detail::ExecutorCore& core, const char* what)
     {
+        const_cast<detail::ExecutorCore&>(core).claimHome();
         if (QThread::currentThread() != core.thread.load(std::memory_order_relaxed))
             throw std::logic_error(std::string(what) + " is awaited in the executor's thread only");
     }
@@ -368,7 +401,11 @@ void TaskPoolExecutor::disconnectNotify(const QMetaMethod& signal)
 void TaskPoolExecutor::enqueue(detail::Job* job)
 {
     // Read once: the executor may be moving to another thread (then it is handed over as from one).
-    QThread* const home = d->thread.load(std::memory_order_acquire);
+    QThread* home = d->thread.load(std::memory_order_acquire);
+    if (!home) {
+        d->claimHome();
+        home = d->thread.load(std::memory_order_acquire);
+    }
     job->thread = home ? home : thread(); // before the job is published to any other thread
     if (QThread::currentThread() == home) {
         d->enqueue(job);

@@ -54,7 +54,8 @@ void ExecutorCore::enqueue(Job* job)
 
 void ExecutorCore::accept(Job* job)
 {
-    job->core = this;
+    if (job->core != this) // a hand-over's is set already, and another thread may read it
+        job->core = this;
     job->phase = Phase::Queued;
     job->arrival = ++m_arrivals;
     m_queue.push(job);
@@ -89,46 +90,86 @@ void ExecutorCore::postTo(QThread* home, std::function<void()> fn)
 
 void ExecutorCore::beginMove()
 {
-    if (thread.load(std::memory_order_relaxed) != QThread::currentThread())
-        return; // the move back of a refused move (below)
-    // Only an idle executor follows its object: a running task's coroutine, a worker about to park
-    // or a report still to emit belong to this thread's loop.
-    const bool idle = active == 0 && pending == 0 && !m_flushPosted
+    if (thread.load(std::memory_order_relaxed) != QThread::currentThread() || m_moveDue)
+        return; // moving already: it follows the object wherever it ends up
+    // The executor follows its object, but a running task's coroutine (and the worker it will
+    // resume) belongs to this thread's loop: queued tasks wait, running ones end here, then the
+    // executor goes. So does a report still to emit here.
+    m_moveDue = true;
+    updateThrottle();
+    if (active > 0) {
+        qCWarning(lcTaskPool,
+                  "TaskPoolExecutor::moveToThread(): %d running task(s) end in the thread they started in; "
+                  "the executor follows once they have (queued tasks start in the new thread)",
+                  active);
+    }
+    maybeMove();
+}
+
+bool ExecutorCore::readyToMove() const
+{
+    return active == 0 && !m_flushing && !m_flushPosted
         && std::all_of(m_workers.begin(), m_workers.end(), [](Worker* w) { return !w || w->idleHandle; });
+}
+
+void ExecutorCore::maybeMove()
+{
+    if (!m_moveDue || !readyToMove())
+        return;
+    m_moveDue = false;
+    updateThrottle();
+    if (!q)
+        return; // the executor object is gone: nothing moves
     {
         std::lock_guard lock(m_incomingMutex);
-        if (idle && m_incoming.empty()) {
-            thread.store(nullptr, std::memory_order_release);
-            m_incomingPosted = false;
-        }
-    }
-    QThread* const home = thread.load(std::memory_order_relaxed);
-    if (home) {
-        qCWarning(lcTaskPool,
-                  "TaskPoolExecutor::moveToThread(): refused, %d task(s) are queued or running in "
-                  "the executor's thread; move it once it is idle",
-                  pendingCount() + active);
-        // Qt moves the object anyway: it moves back from its new thread's first turn.
-        QMetaObject::invokeMethod(
-            q, [q = q, home] { q->moveToThread(home); }, Qt::QueuedConnection);
-        return;
+        thread.store(nullptr, std::memory_order_release); // what other threads hand over waits
+        m_incomingPosted = false;
     }
     // Its timers belong to this thread: made again in the new one when needed.
     m_timeouts.resetAlarm();
     m_rateAlarm.reset();
-    m_quitHook.reset();
-    // Posted to the object, this runs in its new thread's loop.
+    // Posted to the object, this runs in its new thread's loop (or earlier: claimHome()).
     QMetaObject::invokeMethod(
-        q,
-        [self = shared_from_this()] {
-            {
-                std::lock_guard lock(self->m_incomingMutex);
-                self->thread.store(QThread::currentThread(), std::memory_order_release);
-            }
-            self->watchQuit();
-            self->takeIncoming();
-        },
-        Qt::QueuedConnection);
+        q, [self = shared_from_this()] { self->arrive(); }, Qt::QueuedConnection);
+}
+
+void ExecutorCore::arrive()
+{
+    {
+        std::lock_guard lock(m_incomingMutex);
+        QThread* const home = thread.load(std::memory_order_relaxed);
+        if (home && home != QThread::currentThread())
+            return; // it moved on meanwhile
+        thread.store(QThread::currentThread(), std::memory_order_release);
+    }
+    const auto keep = shared_from_this();
+    // What waits is told in this thread from now on (a cancel from another thread is posted here).
+    QThread* const here = QThread::currentThread();
+    m_queue.forEach([here](Job* job) { job->thread.store(here, std::memory_order_release); });
+    for (auto& [key, state] : m_keys) {
+        for (Job* job = state.held.head; job; job = job->next)
+            job->thread.store(here, std::memory_order_release);
+    }
+    {
+        std::lock_guard lock(m_incomingMutex);
+        for (Job* job : m_incoming)
+            job->thread.store(here, std::memory_order_release);
+    }
+    acceptIncoming();
+    dispatch();
+    countsChanged();
+    flush();
+}
+
+void ExecutorCore::claimHome()
+{
+    if (!thread.load(std::memory_order_acquire) && q && q->thread() == QThread::currentThread())
+        arrive();
+}
+
+void ExecutorCore::updateThrottle()
+{
+    m_throttled = paused || m_moveDue || m_rateLimiter->isActive();
 }
 
 bool ExecutorCore::acceptIncoming()
@@ -288,7 +329,7 @@ Job* ExecutorCore::take(Worker& worker)
             checkIdle();
             continue;
         }
-        if (m_throttled && (paused || (m_rateLimiter->isActive() && !admitRate())))
+        if (m_throttled && (paused || m_moveDue || (m_rateLimiter->isActive() && !admitRate())))
             break;
         // The whole start, before anything is reported: counted running, its key's place
         // taken, its stop source and timeout armed. From here a cancel, a shutdown or a
@@ -334,6 +375,7 @@ void ExecutorCore::park(Worker& worker, std::coroutine_handle<> handle)
     m_idle.push_back(&worker);
     checkIdle();
     flush(); // the worker is suspended: a slot may wake it, or destroy it (shutdown)
+    maybeMove();
 }
 
 void ExecutorCore::arm(Worker& worker, Job* job)
@@ -618,7 +660,7 @@ void ExecutorCore::setPaused(bool value)
         return;
     const auto keep = shared_from_this(); // a slot may delete the executor
     paused = value;
-    m_throttled = paused || m_rateLimiter->isActive();
+    updateThrottle();
     post(PausedChanged, paused);
     if (!paused)
         dispatch();
@@ -630,7 +672,7 @@ void ExecutorCore::setRateLimit(int starts, std::chrono::milliseconds window)
     const int oldLimit = m_localRate.limit();
     const auto oldWindow = m_localRate.window();
     m_localRate.setLimit(starts, window); // throws for bad values, changing nothing
-    m_throttled = paused || m_rateLimiter->isActive();
+    updateThrottle();
     if (m_localRate.limit() == oldLimit && (starts == 0 || m_localRate.window() == oldWindow))
         return; // the same limit: nothing to tell, nothing to wake
     m_rateActive = true; // flush() brings rateLimited up to date

@@ -77,6 +77,7 @@ public:
     };
 
     ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
+    ~ExecutorCore() { QObject::disconnect(m_quitConnection); }
 
     // Submission (the executor's thread, but for enqueueRemote()).
     void enqueue(Job* job);
@@ -104,12 +105,23 @@ public:
     void setMaxPerKey(int limit);
     void setClock(std::shared_ptr<Clock> clock);
     static void releaseControls(Job* job); // the context connection and the watcher
-    //! Connects to QCoreApplication::aboutToQuit() in the executor's thread.
+    //! Connects to QCoreApplication::aboutToQuit().
     void watchQuit();
-    //! The application quits: stop everything, and wait for running tasks (quitTimeout).
+    //! The application quits (aboutToQuit(), in the application's thread).
+    void applicationQuits();
+    //! Stops everything and waits for running tasks (quitTimeout), in the executor's thread.
     void finishAtQuit();
     //! The executor object is about to move to another thread (QEvent::ThreadChange, in this one).
     void beginMove();
+    //! The executor's thread is the current one if it is moving here: for calls made in the new
+    //! thread before its loop turned.
+    void claimHome();
+    //! The executor object is destroyed while moving: its work stays in the destroying thread.
+    void claimHomeOnDestruction()
+    {
+        if (!thread.load(std::memory_order_acquire))
+            arrive();
+    }
     //! Runs \a fn in the executor's thread: now when this is it, else posted there. Dropped while
     //! the executor moves: its first turn in the new thread takes in everything.
     template <typename Fn> void atHome(Fn fn)
@@ -176,7 +188,7 @@ public:
     //! brings the derived rateLimited up to date, while a rate limit is set.
     TASKPOOL_HOT void flush()
     {
-        if (!m_outbox.empty() | m_idleDue | m_rateActive)
+        if (!m_outbox.empty() | m_idleDue | m_rateActive | m_moveDue)
             flushSlow();
     }
 
@@ -195,7 +207,7 @@ public:
     std::optional<std::chrono::milliseconds> defaultTimeout;
     bool paused = false;
     bool rateLimited = false;
-    int quitTimeout = 5000; // ms the application's quit waits for running tasks
+    std::atomic<int> quitTimeout { 5000 }; // ms the application's quit waits for running tasks (read there)
 
 private:
     //! One signal to emit, with its arguments as they were when it was posted.
@@ -223,6 +235,11 @@ private:
             m_outbox.push_back({ signal, 0, taskId, std::move(text), std::move(job) });
     }
     void flushSlow();
+    void flushReports();
+    bool readyToMove() const;
+    void maybeMove(); // a due move is made once nothing runs
+    void arrive(); // in the new thread
+    void updateThrottle();
     //! Emits what was posted from the event loop (once, however often it is asked).
     void flushLater();
     void emitReport(const Report& report);
@@ -302,7 +319,7 @@ private:
     KeyGate* m_keyGate = &m_localKeys;
     RateLimiter* m_rateLimiter = &m_localRate;
     std::unique_ptr<Clock::Alarm> m_rateAlarm;
-    std::unique_ptr<QObject> m_quitHook; // receives aboutToQuit() in the executor's thread
+    QMetaObject::Connection m_quitConnection; // to aboutToQuit(): cut when the core goes
     TimeoutSet m_timeouts;
     std::vector<CountWaiter*> m_countWaiters;
     std::vector<Worker*> m_workers; // by index; null where no worker; as long as the most workers so far
@@ -317,6 +334,8 @@ private:
     bool m_idleDue = false; // it became idle: idle() ends the outermost flush
     int m_deferring = 0; // reports wait for the event loop (a context is being destroyed)
     bool m_flushPosted = false; // a flush from the event loop is due
+    bool m_deferredToLoop = false; // a context's reports wait: every flush until then is the loop's
+    bool m_moveDue = false; // the object moved to another thread: the executor follows once nothing runs
     bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
     bool m_throttled = false; // paused, or a rate limit is set: take() looks at either only then
     std::mutex m_listenersMutex;

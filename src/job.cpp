@@ -72,16 +72,19 @@ bool Job::cancel()
         hasOutcome(); // settled by another thread: once this returns false, done() is true
         return false;
     }
-    if (thread == QThread::currentThread()) {
+    // The executor's own thread tells it now; it may have moved to another since the submit.
+    QThread* const home = thread.load(std::memory_order_acquire);
+    if (home == QThread::currentThread()
+        && (!core || core->thread.load(std::memory_order_relaxed) == QThread::currentThread())) {
         if (core)
             core->jobCancelled(this);
-    } else if (thread) {
+    } else if (home) {
         // Told in the executor's thread, where `core` may be read and a task's stop callbacks run.
         // The hand-over of a job submitted from another thread was posted before: it is taken in
         // first.
         ref();
         QMetaObject::invokeMethod(
-            QAbstractEventDispatcher::instance(thread),
+            QAbstractEventDispatcher::instance(home),
             [job = JobRef(this)] {
                 if (ExecutorCore* core = job->core) // the executor moved to another thread meanwhile: there
                     core->atHome([job] { job->core->jobCancelled(job.get()); });

@@ -14,11 +14,18 @@ namespace TaskPool::detail {
 
 void ExecutorCore::flushSlow()
 {
+    flushReports();
+    if (m_moveDue)
+        maybeMove();
+}
+
+void ExecutorCore::flushReports()
+{
     if (m_rateActive)
         updateRateLimited();
     if (m_outHead == m_outbox.size() && !m_idleDue)
         return;
-    if (m_deferring > 0)
+    if (m_deferring > 0 || m_deferredToLoop)
         return flushLater();
     // A slot's own transitions, flushed while a report is being emitted, leave their reports to
     // the flush already emitting: every slot of one report returns before the next report is
@@ -78,7 +85,8 @@ void ExecutorCore::flushLater()
         return;
     postTo(thread.load(std::memory_order_relaxed), [self = shared_from_this()] {
         self->m_flushPosted = false;
-        self->flush();
+        self->m_deferredToLoop = false;
+        self->flushSlow();
     });
 }
 
@@ -88,8 +96,10 @@ void ExecutorCore::contextDestroyed(Job* job)
     // whose slots listen to the executor) is half destroyed, and its connections still stand. So
     // the cancel's transitions are made now and reported from the event loop, once Qt has cut
     // those connections. Another thread's cancel is handed over to the loop anyway.
-    ExecutorCore* core = job->thread == QThread::currentThread() ? job->core : nullptr;
-    if (!core) {
+    // The reports posted meanwhile wait with them, also those of transitions made later in the
+    // same destruction (a child object's own cancel): the next flush is the loop's.
+    ExecutorCore* core = job->thread.load(std::memory_order_acquire) == QThread::currentThread() ? job->core : nullptr;
+    if (!core || core->thread.load(std::memory_order_relaxed) != QThread::currentThread()) {
         job->cancel();
         return;
     }
@@ -99,8 +109,10 @@ void ExecutorCore::contextDestroyed(Job* job)
         explicit Defer(ExecutorCore& core) : core(core) { ++core.m_deferring; }
         ~Defer()
         {
-            if (--core.m_deferring == 0 && (core.m_outHead < core.m_outbox.size() || core.m_idleDue))
+            if (--core.m_deferring == 0 && (core.m_outHead < core.m_outbox.size() || core.m_idleDue)) {
+                core.m_deferredToLoop = true;
                 core.flushLater();
+            }
         }
     } defer(*core);
     job->cancel();

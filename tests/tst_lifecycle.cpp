@@ -7,6 +7,7 @@
 
 #include <QCoreApplication>
 #include <QEventLoop>
+#include <QSemaphore>
 #include <QSet>
 #include <QTimer>
 
@@ -175,7 +176,7 @@ private Q_SLOTS:
         for (auto& future : futures)
             QVERIFY(future.isCanceled());
         QVERIFY(plain.isCanceled());
-        QVERIFY_THROWS_EXCEPTION(TaskPool::ShutdownError, pool.submit([] { return 0; }));
+        QVERIFY_THROWS_EXCEPTION(TaskPool::ShutdownError, (void)pool.submit([] { return 0; }));
     }
 
     // A task that ignores its stop token is waited for at most quitTimeout, then abandoned.
@@ -220,40 +221,113 @@ private Q_SLOTS:
         QVERIFY(QTest::qWaitFor([&] { return early.isFinished(); }, 5000));
         QCOMPARE(early.result(), 2);
         QCOMPARE(ranIn.load(), &worker);
+        ranIn = nullptr;
+        std::atomic<bool> inThread { false };
         QMetaObject::invokeMethod(pool, [&] {
-            // Submitted and awaited in the new thread, as its code would.
-            (void)pool->submit([&ranIn] { ranIn = QThread::currentThread(); });
+            // Submitted in the new thread, as its code would.
+            (void)pool->submit([&] {
+                ranIn = QThread::currentThread();
+                inThread = true;
+            });
         });
-        QVERIFY(QTest::qWaitFor([&] { return pool->activeCount() == 0 && pool->pendingCount() == 0; }, 5000));
+        QVERIFY(QTest::qWaitFor([&] { return inThread.load(); }, 5000));
         QCOMPARE(ranIn.load(), &worker);
+        QSemaphore drained; // the worker's end is the executor's business, in its thread
+        QMetaObject::invokeMethod(pool, [&] {
+            [](TaskPoolExecutor* pool, QSemaphore* drained) -> QCoro::Task<void> {
+                co_await pool->whenIdle();
+                drained->release();
+            }(pool, &drained);
+        });
+        QVERIFY(drained.tryAcquire(1, 5000));
         QObject::connect(pool, &QObject::destroyed, &worker, &QThread::quit, Qt::DirectConnection);
         pool->deleteLater();
         QVERIFY(worker.wait(5000));
     }
 
-    // With a task running, the move is refused with a warning: the executor comes back to its
-    // thread, and its tasks still run there.
-    void moveToThreadWithWorkIsRefused()
+    // With a task running, the executor follows once it has ended: the running task ends in its
+    // thread, the queued one starts in the new thread, and from then on thread() is where tasks run.
+    void moveToThreadWithWorkFollowsOnceItEnds()
     {
-        TaskPoolExecutor pool(1);
+        auto* pool = new TaskPoolExecutor(1);
         Gate gate;
-        auto running = pool.submit(waitFor, &gate);
-        QVERIFY(QTest::qWaitFor([&] { return pool.activeCount() == 1; }, 5000));
+        std::atomic<QThread*> firstRanIn { nullptr };
+        auto running = pool->submit(
+            [&firstRanIn](Gate* gate) -> QCoro::Task<int> {
+                co_await *gate;
+                firstRanIn = QThread::currentThread();
+                co_return 1;
+            },
+            &gate);
+        std::atomic<QThread*> queuedRanIn { nullptr };
+        auto queued = pool->submit([&queuedRanIn] {
+            queuedRanIn = QThread::currentThread();
+            return 2;
+        });
+        QVERIFY(QTest::qWaitFor([&] { return pool->activeCount() == 1; }, 5000));
         QThread worker;
         worker.start();
-        QTest::ignoreMessage(QtWarningMsg, QRegularExpression("moveToThread\\(\\): refused"));
-        pool.moveToThread(&worker);
-        QVERIFY(QTest::qWaitFor([&] { return pool.thread() == QThread::currentThread(); }, 5000));
-        std::atomic<QThread*> ranIn { nullptr };
-        auto next = pool.submit([&ranIn] {
-            ranIn = QThread::currentThread();
-            return 3;
-        });
+        QTest::ignoreMessage(QtWarningMsg, QRegularExpression("moveToThread\\(\\): 1 running task"));
+        pool->moveToThread(&worker);
+        QCOMPARE(pool->thread(), &worker);
+        QTest::qWait(50);
+        QVERIFY(!queued.isFinished()); // held while the running task has not ended
         gate.open();
+        QVERIFY(QTest::qWaitFor([&] { return queued.isFinished(); }, 5000));
+        QCOMPARE(running.result(), 1);
+        QCOMPARE(firstRanIn.load(), QThread::currentThread());
+        QCOMPARE(queued.result(), 2);
+        QCOMPARE(queuedRanIn.load(), &worker);
+        QObject::connect(pool, &QObject::destroyed, &worker, &QThread::quit, Qt::DirectConnection);
+        pool->deleteLater();
+        QVERIFY(worker.wait(5000));
+    }
+
+    // The executor of an object moved with it (its child), busy at the move: it follows too.
+    void childExecutorFollowsItsOwner()
+    {
+        auto* owner = new QObject;
+        auto* pool = new TaskPoolExecutor(1, {}, owner);
+        Gate gate;
+        auto running = pool->submit(waitFor, &gate);
+        QVERIFY(QTest::qWaitFor([&] { return pool->activeCount() == 1; }, 5000));
+        QThread worker;
+        worker.start();
+        QTest::ignoreMessage(QtWarningMsg, QRegularExpression("moveToThread\\(\\): 1 running task"));
+        owner->moveToThread(&worker);
+        gate.open();
+        QVERIFY(QTest::qWaitFor([&] { return running.isFinished(); }, 5000));
+        std::atomic<QThread*> ranIn { nullptr };
+        auto next = pool->submit([&ranIn] { ranIn = QThread::currentThread(); });
         QVERIFY(QTest::qWaitFor([&] { return next.isFinished(); }, 5000));
-        QCOMPARE(ranIn.load(), QThread::currentThread());
-        QCOMPARE(running.result(), 0);
-        worker.quit();
+        QCOMPARE(ranIn.load(), pool->thread());
+        QCOMPARE(pool->thread(), &worker);
+        QObject::connect(owner, &QObject::destroyed, &worker, &QThread::quit, Qt::DirectConnection);
+        owner->deleteLater();
+        QVERIFY(worker.wait(5000));
+    }
+
+    // Code of the new thread that calls the executor before that thread's loop has turned once.
+    void callsInTheNewThreadBeforeItsFirstTurn()
+    {
+        auto* pool = new TaskPoolExecutor(1);
+        QThread worker;
+        pool->moveToThread(&worker);
+        std::atomic<int> verdict { 0 };
+        QObject starter;
+        starter.moveToThread(&worker);
+        QMetaObject::invokeMethod(&starter, [&] {
+            // Queued before the executor's own arrival: the executor is here already.
+            auto idle = pool->whenIdle();
+            (void)pool->submit([] { return 1; });
+            verdict = pool->pendingCount() + pool->activeCount() >= 0 ? 1 : -1;
+        });
+        worker.start();
+        QVERIFY(QTest::qWaitFor([&] { return verdict.load() != 0; }, 5000));
+        QCOMPARE(verdict.load(), 1);
+        QVERIFY(QTest::qWaitFor([&] { return pool->activeCount() == 0 && pool->pendingCount() == 0; }, 5000));
+        QObject::connect(pool, &QObject::destroyed, &worker, &QThread::quit, Qt::DirectConnection);
+        pool->deleteLater();
         QVERIFY(worker.wait(5000));
     }
 };

@@ -128,7 +128,8 @@ public:
      * with cancelFutures: queued tasks are cancelled and running tasks' stop tokens stopped, so
      * that the cancellation helpers terminate their processes and abort their replies. Then an
      * event loop runs until every running task has ended, for at most quitTimeout(); a task still
-     * running after it is abandoned, with a warning. 0: stop, but do not wait.
+     * running after it is abandoned, with a warning. The stop is delivered once (one round of posted
+     * events) whatever the timeout; 0: do not wait beyond that.
      */
     int quitTimeout() const;
     //! Sets quitTimeout(). \throws std::invalid_argument when < 0.
@@ -436,9 +437,8 @@ Q_SIGNALS:
     void idle();
 
 protected:
-    //! Follows moveToThread() when idle (nothing queued or running): tasks then run in the new
-    //! thread. With tasks queued or running, the move is refused with a warning (the executor
-    //! moves back from its new thread's first event-loop turn; meanwhile it works as before).
+    //! Follows moveToThread() (QEvent::ThreadChange): at once when no task runs; otherwise queued
+    //! tasks wait, running ones end in their thread, then the executor moves (with a warning).
     bool event(QEvent* event) override;
     //! Counts the listeners of the per-task signals, which are only emitted when there are any.
     void connectNotify(const QMetaMethod& signal) override;

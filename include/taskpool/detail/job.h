@@ -122,7 +122,9 @@ public:
     Outcome settledAs() const noexcept { return m_settledAs; }
 
     const quint64 id; // unique in the process, increasing: the order of submission
-    QThread* thread = nullptr; // the executor's thread; set once, before the job is published
+    //! The executor's thread: set before the job is published, and again if the executor moves
+    //! to another thread while the job waits.
+    std::atomic<QThread*> thread { nullptr };
     JobControl* control = nullptr; // the options beyond the common case; set before publication
     int priority = 0; // set before publication
     //! Executor bookkeeping: the order in which the executor took the job in (the order in which
