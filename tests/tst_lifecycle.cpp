@@ -179,6 +179,28 @@ private Q_SLOTS:
         QVERIFY_THROWS_EXCEPTION(TaskPool::ShutdownError, (void)pool.submit([] { return 0; }));
     }
 
+    // A coroutine awaiting a queued task's future when the application quits resumes (with
+    // CancelledError) before exec()'s caller goes on, as one awaiting a running task does.
+    void applicationQuitResumesAwaitersOfQueuedTasks()
+    {
+        TaskPoolExecutor pool(1);
+        pool.pause(); // everything stays queued
+        auto queued = pool.submit([] { return 1; });
+        int outcome = 0; // 1: a result, 2: CancelledError
+        auto awaiting = [](TaskPool::Future<int> future, int* outcome) -> QCoro::Task<void> {
+            try {
+                co_await future;
+                *outcome = 1;
+            } catch (const CancelledError&) {
+                *outcome = 2;
+            }
+        }(queued, &outcome);
+        QTimer::singleShot(0, qApp, [] { QCoreApplication::quit(); });
+        QCoreApplication::exec();
+        QCOMPARE(outcome, 2);
+        QVERIFY(queued.isCanceled());
+    }
+
     // A task that ignores its stop token is waited for at most quitTimeout, then abandoned.
     void applicationQuitWaitsAtMostQuitTimeout()
     {
