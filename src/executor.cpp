@@ -17,7 +17,10 @@ namespace detail {
     struct Drained {
         ExecutorCore& core;
         bool await_ready() const noexcept { return core.workerCount == 0; }
-        void await_suspend(std::coroutine_handle<> handle) { core.shutdownWaiters.push_back(handle); }
+        void await_suspend(std::coroutine_handle<> handle)
+        {
+            core.shutdownWaiters.emplace_back(handle, QThread::currentThread());
+        }
         void await_resume() const noexcept { }
     };
 
@@ -33,6 +36,19 @@ namespace detail {
             if (const auto core = weak.lock())
                 core->applicationQuits();
         });
+        watchHome(thread.load(std::memory_order_relaxed));
+    }
+
+    void ExecutorCore::watchHome(QThread* home)
+    {
+        QObject::disconnect(m_homeFinishedConnection);
+        m_homeFinished.store(false, std::memory_order_relaxed);
+        if (!home)
+            return;
+        m_homeFinishedConnection = QObject::connect(home, &QThread::finished, [weak = weak_from_this()] {
+            if (const auto core = weak.lock())
+                core->m_homeFinished.store(true, std::memory_order_release);
+        });
     }
 
     void ExecutorCore::applicationQuits()
@@ -40,7 +56,7 @@ namespace detail {
         QThread* const home = thread.load(std::memory_order_acquire);
         if (home == QThread::currentThread())
             return finishAtQuit();
-        if (home && home->isRunning()) {
+        if (home && !m_homeFinished.load(std::memory_order_acquire) && home->isRunning()) {
             // Its thread's loop may end right after exec() returns (QThread::quit()): the
             // application's thread waits for the executor there, a bounded time.
             auto done = std::make_shared<QSemaphore>();
@@ -53,8 +69,11 @@ namespace detail {
                                                   std::numeric_limits<int>::max()))); // it may be busy first
             return;
         }
-        // Its thread does not run (not started yet, ended, or the executor is moving to it): no
-        // other thread touches the core. What runs there would not end, but the rest stops.
+        // Its thread has ended (its QThread may be gone, and what ran there with it): nothing to do.
+        if (m_homeFinished.load(std::memory_order_acquire))
+            return;
+        // Its thread has not run yet, or the executor is moving to it: no other thread touches the
+        // core, and no task runs. Its queued tasks are cancelled from here.
         beginShutdown(true);
     }
 
@@ -119,9 +138,13 @@ TaskPoolExecutor::~TaskPoolExecutor()
     d->q = nullptr;
     d->stopReporting();
     d->claimHomeOnDestruction();
-    // Queued work still completes, as promised: nothing could resume a paused queue any more.
-    d->setPaused(false);
-    d->beginShutdown(false);
+    // Queued work still completes, as promised: nothing could resume a paused queue any more, nor
+    // make a due move. Done in the executor's thread, which a move may not have reached yet.
+    d->atHome([core = d] {
+        core->abandonMove();
+        core->setPaused(false);
+        core->beginShutdown(false);
+    });
 }
 
 int TaskPoolExecutor::maxWorkers() const

@@ -150,12 +150,17 @@ void ExecutorCore::arrive()
         for (Job* job = state.held.head; job; job = job->next)
             job->thread.store(here, std::memory_order_release);
     }
+    std::vector<std::function<void()>> told;
     {
         std::lock_guard lock(m_incomingMutex);
         for (Job* job : m_incoming)
             job->thread.store(here, std::memory_order_release);
+        told.swap(m_whileMoving);
     }
+    watchHome(here);
     acceptIncoming();
+    for (auto& fn : told)
+        fn(); // cancels told while it moved, in order
     dispatch();
     countsChanged();
     flush();
@@ -505,8 +510,8 @@ void ExecutorCore::leave(Worker* worker)
     if (hasQueued() && workerCount < maxWorkers) {
         spawn(); // a worker retired by setMaxWorkers() left work behind
     } else if (workerCount == 0) {
-        for (auto handle : std::exchange(shutdownWaiters, {}))
-            resumeLater(handle);
+        for (auto [handle, awaitingThread] : std::exchange(shutdownWaiters, {}))
+            resumeLater(handle, awaitingThread);
     }
 }
 

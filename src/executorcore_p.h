@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -77,7 +78,11 @@ public:
     };
 
     ExecutorCore(TaskPoolExecutor* q, int maxWorkers, QString prefix);
-    ~ExecutorCore() { QObject::disconnect(m_quitConnection); }
+    ~ExecutorCore()
+    {
+        QObject::disconnect(m_quitConnection);
+        QObject::disconnect(m_homeFinishedConnection);
+    }
 
     // Submission (the executor's thread, but for enqueueRemote()).
     void enqueue(Job* job);
@@ -107,6 +112,8 @@ public:
     static void releaseControls(Job* job); // the context connection and the watcher
     //! Connects to QCoreApplication::aboutToQuit().
     void watchQuit();
+    //! Watches the end of the executor's thread \a home (its QThread may be deleted after).
+    void watchHome(QThread* home);
     //! The application quits (aboutToQuit(), in the application's thread).
     void applicationQuits();
     //! Stops everything and waits for running tasks (quitTimeout), in the executor's thread.
@@ -122,15 +129,28 @@ public:
         if (!thread.load(std::memory_order_acquire))
             arrive();
     }
+    //! The executor object is destroyed: a due move is off (its work stays where it is).
+    void abandonMove()
+    {
+        m_moveDue = false;
+        updateThrottle();
+    }
     //! Runs \a fn in the executor's thread: now when this is it, else posted there. Dropped while
     //! the executor moves: its first turn in the new thread takes in everything.
     template <typename Fn> void atHome(Fn fn)
     {
         QThread* home = thread.load(std::memory_order_acquire);
         if (home == QThread::currentThread())
-            fn();
-        else if (home)
-            postTo(home, std::function<void()>(std::move(fn)));
+            return fn();
+        if (!home) {
+            std::lock_guard lock(m_incomingMutex);
+            if (!thread.load(std::memory_order_relaxed)) {
+                m_whileMoving.emplace_back(std::move(fn)); // run on arrival
+                return;
+            }
+            home = thread.load(std::memory_order_relaxed);
+        }
+        postTo(home, std::function<void()>(std::move(fn)));
     }
     static void postTo(QThread* home, std::function<void()> fn);
     //! \a job's context is being destroyed: cancels it, its reports left to the event loop.
@@ -151,6 +171,7 @@ public:
     struct CountWaiter {
         int pendingBelow; // 0: until idle
         std::coroutine_handle<> handle;
+        QThread* thread = QThread::currentThread(); // where it awaits, resumed there (a move)
     };
     bool countsReached(const CountWaiter& waiter) const
     {
@@ -203,7 +224,7 @@ public:
     int active = 0; // taken by a worker and not ended
     int workerCount = 0;
     std::atomic<bool> shutdown { false };
-    std::vector<std::coroutine_handle<>> shutdownWaiters;
+    std::vector<std::pair<std::coroutine_handle<>, QThread*>> shutdownWaiters; // resumed where they await
     std::optional<std::chrono::milliseconds> defaultTimeout;
     bool paused = false;
     bool rateLimited = false;
@@ -320,6 +341,8 @@ private:
     RateLimiter* m_rateLimiter = &m_localRate;
     std::unique_ptr<Clock::Alarm> m_rateAlarm;
     QMetaObject::Connection m_quitConnection; // to aboutToQuit(): cut when the core goes
+    QMetaObject::Connection m_homeFinishedConnection; // to its thread's finished()
+    std::atomic<bool> m_homeFinished { false }; // its thread ended (the QThread may be gone)
     TimeoutSet m_timeouts;
     std::vector<CountWaiter*> m_countWaiters;
     std::vector<Worker*> m_workers; // by index; null where no worker; as long as the most workers so far
@@ -336,6 +359,7 @@ private:
     bool m_flushPosted = false; // a flush from the event loop is due
     bool m_deferredToLoop = false; // a context's reports wait: every flush until then is the loop's
     bool m_moveDue = false; // the object moved to another thread: the executor follows once nothing runs
+    std::vector<std::function<void()>> m_whileMoving; // told while moving (m_incomingMutex): run on arrival
     bool m_rateActive = false; // a rate limit is set, or rateLimited still says so
     bool m_throttled = false; // paused, or a rate limit is set: take() looks at either only then
     std::mutex m_listenersMutex;

@@ -227,7 +227,7 @@ void ExecutorCore::notifyCountWaiters()
             continue;
         }
         m_countWaiters.erase(m_countWaiters.begin() + qsizetype(i));
-        resumeLater(std::exchange(waiter->handle, {}));
+        resumeLater(std::exchange(waiter->handle, {}), waiter->thread);
     }
 }
 
