@@ -140,7 +140,8 @@ public:
     template <typename Fn> void atHome(Fn fn)
     {
         QThread* home = thread.load(std::memory_order_acquire);
-        if (home == QThread::currentThread())
+        // Its thread has ended: nothing else runs the core any more (and the QThread may be gone).
+        if (home == QThread::currentThread() || m_homeFinished.load(std::memory_order_acquire))
             return fn();
         if (!home) {
             std::lock_guard lock(m_incomingMutex);
