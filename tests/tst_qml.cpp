@@ -817,8 +817,15 @@ void tst_Qml::callsWithoutEngine()
 
 void tst_Qml::interruptedEngineFailsTask()
 {
+    // Not the harness: its bindings on the executor's counts would be evaluated while the engine
+    // is interrupted (the failing task changes the counts), and an interrupted engine evaluates
+    // every binding to undefined ("Unable to assign [undefined] to int"). Here nothing but the
+    // task meets the interruption.
+    QTest::failOnWarning(QRegularExpression(QStringLiteral("Unable to assign")));
     Qml qml;
-    QVERIFY(qml.loadHarness());
+    QVERIFY(qml.loadData("import QtQml\nimport TaskPool\n"
+                         "QtObject { id: root; property TaskPoolExecutor pool: TaskPoolExecutor { maxWorkers: 2 }\n"
+                         "           property var events; property var f; property var ok }\n"));
     // The engine's very first task meets the interruption: the per-engine helpers cannot be made
     // then, and must not be kept broken for the tasks after it.
     qml.eval(QStringLiteral("root.events = []; root.f = pool.submit(function () { events.push('ran'); return 1 })"));
