@@ -5,6 +5,7 @@
 // first version of the lifecycle change. Each asserts what is promised (README "Work tied to a
 // QObject's life", "When the application quits", "Threads"; docs/task-life.md), never a timing or
 // a count of loop turns; every wait is bounded, so a case fails, never hangs.
+// The comment above a case tells what the code it was written against did wrong, and where.
 #include "testutil.h"
 
 #include <QCoreApplication>

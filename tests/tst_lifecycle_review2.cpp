@@ -5,6 +5,7 @@
 // with an executor moving, a worker thread whose loop ends at the quit, a deleted QThread. Each
 // asserts what is promised (README "The executor" / "shutdown", "Threads"; docs/task-life.md), never a
 // timing or a count of loop turns; every wait is bounded, so a case fails, never hangs.
+// The comment above a case tells what the code it was written against did wrong, and where.
 #include "testutil.h"
 
 #include <QCoreApplication>
