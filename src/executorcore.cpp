@@ -379,8 +379,7 @@ void ExecutorCore::park(Worker& worker, std::coroutine_handle<> handle)
     worker.idleHandle = handle;
     m_idle.push_back(&worker);
     checkIdle();
-    flush(); // the worker is suspended: a slot may wake it, or destroy it (shutdown)
-    maybeMove();
+    flush(); // the worker is suspended: a slot may wake it, or destroy it (shutdown); a due move is made there
 }
 
 void ExecutorCore::arm(Worker& worker, Job* job)

@@ -14,8 +14,9 @@ namespace TaskPool::detail {
 
 void ExecutorCore::flushSlow()
 {
+    const auto keep = shared_from_this(); // a slot may delete the executor, and with it the core
     flushReports();
-    if (m_moveDue)
+    if (m_moveDue) // a slot may have moved it
         maybeMove();
 }
 
