@@ -120,7 +120,8 @@ QCoro::Task<QString> drain(QCoro::AsyncGenerator<Element> results, Yielded& got,
         auto it = co_await results.begin();
         while (it != results.end()) {
             note(got, *it);
-            co_await afterEach(++taken);
+            ++taken; // apart: clang reads an increment inside a co_await as unsequenced
+            co_await afterEach(taken);
             co_await ++it;
         }
     } catch (const ShutdownError&) {
